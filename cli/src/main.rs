@@ -1,0 +1,326 @@
+//! `tailor`: the command-line adapter. It reads files and the clock, calls the core, prints the answer.
+//!
+//! Exit codes: 0 success, 1 invalid input (a bundle, request or profile with errors), 2 usage errors
+//! (unknown flags, unreadable paths).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tailor::bundle::{self, CheckedBundle};
+use tailor::diagnostic::{Diagnostics, SourceFile};
+use tailor::wire::{DecideRequest, ErrorResponse};
+use tailor::Engine;
+
+#[derive(Parser)]
+#[command(name = "tailor", version, about = "Real-time personalization engine: check, build and try rule bundles")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ErrorFormat {
+    /// file:line:col, the underlined source and a help line
+    Human,
+    /// one JSON array of {code, message, file, line, column, help} records on stdout
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate bundles (directories of TOML files, or built JSON artifacts) and report every error.
+    Check {
+        /// Bundle directories or artifact files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// How to print errors.
+        #[arg(long, value_enum, default_value = "human")]
+        error_format: ErrorFormat,
+    },
+    /// Compile a bundle directory into one deployable JSON artifact (with its SHA-256 content hash).
+    Build {
+        /// Bundle directory.
+        dir: PathBuf,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// How to print errors.
+        #[arg(long, value_enum, default_value = "human")]
+        error_format: ErrorFormat,
+    },
+    /// Decide placements for one request and print the JSON response.
+    Decide {
+        /// Bundle directory or artifact file.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Request JSON file (`-` for stdin).
+        #[arg(long)]
+        request: PathBuf,
+        /// Profile snapshot JSON file.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Decision time, RFC 3339 (default: the system clock).
+        #[arg(long)]
+        now: Option<String>,
+        /// Add a trace explaining every decision.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Preview allocation: decide for N synthetic visitors and show the share of each outcome.
+    Simulate {
+        /// Bundle directory or artifact file.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Number of synthetic visitors.
+        #[arg(long, default_value_t = 10_000)]
+        visitors: u32,
+        /// Request JSON file giving the shared context (placements default to all).
+        #[arg(long)]
+        request: Option<PathBuf>,
+        /// Profile snapshot JSON file shared by all visitors.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Decision time, RFC 3339 (default: the system clock).
+        #[arg(long)]
+        now: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure with its exit code; the message is already formatted.
+struct Fail(u8, String);
+
+fn usage(msg: impl Into<String>) -> Fail {
+    Fail(2, msg.into())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { paths, error_format } => cmd_check(&paths, error_format),
+        Command::Build { dir, output, error_format } => cmd_build(&dir, &output, error_format),
+        Command::Decide { bundle, request, profile, now, explain } => cmd_decide(&bundle, &request, profile.as_deref(), now.as_deref(), explain),
+        Command::Simulate { bundle, visitors, request, profile, now, json } => {
+            cmd_simulate(&bundle, visitors, request.as_deref(), profile.as_deref(), now.as_deref(), json)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Every `.toml` file under `dir`, sorted by relative path so file order (the tie-breaker between
+/// experiences of equal priority across files) is stable on every machine.
+fn read_dir_sources(dir: &Path) -> Result<Vec<SourceFile>, Fail> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| usage(format!("error: cannot read `{}`: {e}", d.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| usage(format!("error: cannot read `{}`: {e}", d.display())))?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "toml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).map_err(|e| usage(format!("error: cannot read `{}`: {e}", p.display())))?;
+            Ok(SourceFile { name: p.display().to_string(), text })
+        })
+        .collect()
+}
+
+enum Loaded {
+    Ok(Box<CheckedBundle>, Diagnostics, Vec<SourceFile>),
+    Invalid(Diagnostics, Vec<SourceFile>),
+}
+
+fn load(path: &Path) -> Result<Loaded, Fail> {
+    if path.is_dir() {
+        let files = read_dir_sources(path)?;
+        Ok(match bundle::load_sources(&files) {
+            Ok((c, d)) => Loaded::Ok(Box::new(c), d, files),
+            Err(d) => Loaded::Invalid(d, files),
+        })
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| usage(format!("error: cannot read `{}`: {e}", path.display())))?;
+        let name = path.display().to_string();
+        Ok(match bundle::load_artifact(&bytes) {
+            Ok(c) => Loaded::Ok(Box::new(c), Diagnostics::default(), Vec::new()),
+            Err(d) => {
+                let mut items = d.into_vec();
+                for x in &mut items {
+                    x.file.get_or_insert_with(|| name.clone());
+                }
+                let mut d = Diagnostics::default();
+                for x in items {
+                    d.push(x);
+                }
+                Loaded::Invalid(d, Vec::new())
+            }
+        })
+    }
+}
+
+fn report(d: &Diagnostics, files: &[SourceFile], format: ErrorFormat) {
+    match format {
+        ErrorFormat::Human => eprint!("{}", d.render(files)),
+        ErrorFormat::Json => println!("{}", serde_json::to_string_pretty(d.items()).unwrap_or_default()),
+    }
+}
+
+fn cmd_check(paths: &[PathBuf], format: ErrorFormat) -> Result<(), Fail> {
+    let mut all = Diagnostics::default();
+    let mut failed = false;
+    for p in paths {
+        match load(p)? {
+            Loaded::Ok(c, d, files) => {
+                if format == ErrorFormat::Human {
+                    eprint!("{}", d.render(&files));
+                    eprintln!(
+                        "ok: `{}` version {} ({} placements, {} segments) {}",
+                        c.def.id,
+                        c.def.version,
+                        c.def.placements.len(),
+                        c.def.segments.len(),
+                        c.hash
+                    );
+                }
+                for x in d.into_vec() {
+                    all.push(x);
+                }
+            }
+            Loaded::Invalid(d, files) => {
+                failed = true;
+                if format == ErrorFormat::Human {
+                    report(&d, &files, format);
+                }
+                for x in d.into_vec() {
+                    all.push(x);
+                }
+            }
+        }
+    }
+    if format == ErrorFormat::Json {
+        report(&all, &[], format);
+    }
+    if failed {
+        Err(Fail(1, String::new()))
+    } else {
+        Ok(())
+    }
+}
+
+fn cmd_build(dir: &Path, output: &Path, format: ErrorFormat) -> Result<(), Fail> {
+    if !dir.is_dir() {
+        return Err(usage(format!("error: `{}` is not a bundle directory", dir.display())));
+    }
+    match load(dir)? {
+        Loaded::Ok(c, d, files) => {
+            if format == ErrorFormat::Human {
+                eprint!("{}", d.render(&files));
+            }
+            let artifact = bundle::to_artifact(&c);
+            let json = serde_json::to_string_pretty(&artifact).map_err(|e| Fail(1, format!("error: {e}")))?;
+            std::fs::write(output, json + "\n").map_err(|e| usage(format!("error: cannot write `{}`: {e}", output.display())))?;
+            eprintln!("built `{}` version {} → {} ({})", c.def.id, c.def.version, output.display(), c.hash);
+            Ok(())
+        }
+        Loaded::Invalid(d, files) => {
+            report(&d, &files, format);
+            Err(Fail(1, String::new()))
+        }
+    }
+}
+
+fn engine(path: &Path) -> Result<Engine, Fail> {
+    match load(path)? {
+        Loaded::Ok(c, _, _) => Ok(Engine::new(*c)),
+        Loaded::Invalid(d, files) => {
+            report(&d, &files, ErrorFormat::Human);
+            Err(Fail(1, format!("error: the bundle `{}` is invalid", path.display())))
+        }
+    }
+}
+
+fn now_ms(now: Option<&str>) -> Result<i64, Fail> {
+    match now {
+        Some(s) => tailor::time::parse_timestamp(s).ok_or_else(|| usage(format!("error: `--now {s}` is not an RFC 3339 timestamp"))),
+        None => {
+            let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| usage(format!("error: clock: {e}")))?;
+            Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        }
+    }
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, Fail> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|e| usage(format!("error: stdin: {e}")))?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| usage(format!("error: cannot read `{}`: {e}", path.display())))
+}
+
+fn invalid(e: ErrorResponse) -> Fail {
+    Fail(1, serde_json::to_string_pretty(&e).unwrap_or_else(|_| e.to_string()))
+}
+
+fn cmd_decide(bundle: &Path, request: &Path, profile: Option<&Path>, now: Option<&str>, explain: bool) -> Result<(), Fail> {
+    let engine = engine(bundle)?;
+    let now = now_ms(now)?;
+    let req_bytes = read_input(request)?;
+    let mut req: DecideRequest = serde_json::from_slice(&req_bytes)
+        .map_err(|e| invalid(ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))))?;
+    req.explain |= explain;
+    engine.validate(&req).map_err(invalid)?;
+    let profile = match profile {
+        Some(p) => Some(engine.decode_profile(&read_input(p)?).map_err(invalid)?),
+        None => None,
+    };
+    let resp = engine.decide(&req, profile.as_ref(), now);
+    println!("{}", serde_json::to_string_pretty(&resp).map_err(|e| Fail(1, format!("error: {e}")))?);
+    Ok(())
+}
+
+fn cmd_simulate(bundle: &Path, visitors: u32, request: Option<&Path>, profile: Option<&Path>, now: Option<&str>, json: bool) -> Result<(), Fail> {
+    let engine = engine(bundle)?;
+    let now = now_ms(now)?;
+    let req: DecideRequest = match request {
+        Some(r) => serde_json::from_slice(&read_input(r)?)
+            .map_err(|e| invalid(ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))))?,
+        None => DecideRequest::default(),
+    };
+    let profile = match profile {
+        Some(p) => Some(engine.decode_profile(&read_input(p)?).map_err(invalid)?),
+        None => None,
+    };
+    let sim = engine.simulate(&req, profile.as_ref(), now, visitors);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sim).map_err(|e| Fail(1, format!("error: {e}")))?);
+        return Ok(());
+    }
+    let w0 = sim.rows.iter().map(|r| r.placement.len()).max().unwrap_or(0).max(9);
+    let w1 = sim.rows.iter().map(|r| r.experience.len()).max().unwrap_or(0).max(10);
+    let w2 = sim.rows.iter().map(|r| r.variant.len()).max().unwrap_or(0).max(7);
+    println!("{:<w0$}  {:<w1$}  {:<w2$}  {:>9}  {:>7}", "placement", "experience", "variant", "visitors", "share");
+    for r in &sim.rows {
+        println!("{:<w0$}  {:<w1$}  {:<w2$}  {:>9}  {:>6.2}%", r.placement, r.experience, r.variant, r.visitors, r.share * 100.0);
+    }
+    println!("{} synthetic visitors", sim.visitors);
+    Ok(())
+}

@@ -1,0 +1,796 @@
+//! What an evaluator reads: request-derived slots and the decoded profile.
+//!
+//! Measured on this machine, turning a 3 KB visitor JSON into a `serde_json::Value` costs ~16 µs — more than
+//! ten condition evaluations. So nothing here goes through a generic JSON tree on the hot path:
+//!
+//! * the profile is decoded straight from bytes by a schema-driven [`serde::de::DeserializeSeed`]
+//!   ([`ProfileLayout`]): declared traits land in a `Vec` indexed by trait number, event arrays become
+//!   time-sorted columns holding only the fields the bundle declares, everything else is skipped unparsed;
+//! * request values are computed only for the paths the bundle uses ([`RequestView`] parses the URL and
+//!   the calendar lazily, once), into slots the compiled program reads by index.
+//!
+//! A value of the wrong type becomes missing and is recorded, so the experiences that depend on it do not
+//! match and the trace says why; it never fails the decision.
+
+use crate::schema::{Builtin, EventKind, PathKey, Schema, Type};
+use crate::value::{Value, Version};
+use crate::wire::DecideRequest;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Most events kept per event kind (the most recent ones); bounds evaluation time.
+pub const MAX_EVENTS_PER_KIND: usize = 10_000;
+
+/// Event rows of one kind, sorted by time (oldest first), stored by column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventTable {
+    /// `at` of each event, ascending.
+    pub at: Vec<i64>,
+    /// One column per declared field, each `at.len()` long.
+    pub cols: Vec<Vec<Value>>,
+}
+
+impl EventTable {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Value of `field` in row `row` (missing when out of range).
+    #[inline]
+    pub fn get(&self, field: u16, row: usize) -> &Value {
+        self.cols.get(field as usize).and_then(|c| c.get(row)).unwrap_or(&Value::Missing)
+    }
+}
+
+/// A visitor's profile snapshot decoded for one bundle's schema.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// Declared traits, by schema index.
+    pub traits: Vec<Value>,
+    /// CDP segment memberships.
+    pub segments: Value,
+    /// Consent flags by index (`personalization` first, then the schema's `consent` list).
+    pub consent: Vec<Option<bool>>,
+    /// Event tables by schema event-kind index.
+    pub events: Vec<EventTable>,
+    /// Exposure counts by capped-experience index.
+    pub exposures: Vec<u32>,
+    /// Paths whose value had the wrong type, with a note.
+    pub problems: Vec<(PathKey, String)>,
+}
+
+impl Profile {
+    /// Personalization consent as stated by the profile.
+    pub fn personalization(&self) -> Option<bool> {
+        self.consent.first().copied().flatten()
+    }
+}
+
+/// How to decode profiles for one bundle: names to indexes, precomputed at load.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileLayout {
+    traits: HashMap<Box<str>, (u16, Type)>,
+    events: HashMap<Box<str>, (u16, HashMap<Box<str>, (u16, Type)>)>,
+    consent: HashMap<Box<str>, u16>,
+    exposures: HashMap<Box<str>, u16>,
+    trait_count: usize,
+    event_fields: Vec<usize>,
+    consent_count: usize,
+    exposure_count: usize,
+}
+
+impl ProfileLayout {
+    /// Layout for `schema`; `capped` lists experiences whose exposure counts matter (frequency caps).
+    pub fn new(schema: &Schema, capped: &[String]) -> ProfileLayout {
+        let idx = crate::schema::index16;
+        let traits = schema.traits.iter().enumerate().map(|(i, f)| (f.name.as_str().into(), (idx(i), f.ty))).collect();
+        let events = schema
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, k): (usize, &EventKind)| {
+                let fields = k.fields.iter().enumerate().map(|(j, f)| (f.name.as_str().into(), (idx(j), f.ty))).collect();
+                (k.name.as_str().into(), (idx(i), fields))
+            })
+            .collect();
+        let consent = std::iter::once("personalization")
+            .chain(schema.consent.iter().map(String::as_str))
+            .enumerate()
+            .map(|(i, c)| (c.into(), idx(i)))
+            .collect();
+        let exposures = capped.iter().enumerate().map(|(i, e)| (e.as_str().into(), idx(i))).collect();
+        ProfileLayout {
+            traits,
+            events,
+            consent,
+            exposures,
+            trait_count: schema.traits.len(),
+            event_fields: schema.events.iter().map(|k| k.fields.len()).collect(),
+            consent_count: schema.consent.len() + 1,
+            exposure_count: capped.len(),
+        }
+    }
+
+    /// Index of consent flag `name`.
+    pub fn consent_index(&self, name: &str) -> Option<u16> {
+        self.consent.get(name).copied()
+    }
+
+    /// Decode a profile snapshot from JSON bytes.
+    pub fn decode(&self, json: &[u8]) -> Result<Profile, String> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let p = ProfileSeed(self).deserialize(&mut de).map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+
+    /// Decode a profile snapshot already parsed as a JSON value.
+    pub fn decode_value(&self, v: &serde_json::Value) -> Result<Profile, String> {
+        ProfileSeed(self).deserialize(v).map_err(|e| e.to_string())
+    }
+
+    fn empty(&self) -> Profile {
+        Profile {
+            traits: vec![Value::Missing; self.trait_count],
+            segments: Value::Missing,
+            consent: vec![None; self.consent_count],
+            events: self.event_fields.iter().map(|n| EventTable { at: Vec::new(), cols: vec![Vec::new(); *n] }).collect(),
+            exposures: vec![0; self.exposure_count],
+            problems: Vec::new(),
+        }
+    }
+}
+
+struct ProfileSeed<'l>(&'l ProfileLayout);
+
+impl<'de> DeserializeSeed<'de> for ProfileSeed<'_> {
+    type Value = Profile;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Profile, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ProfileSeed<'_> {
+    type Value = Profile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a profile snapshot object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Profile, A::Error> {
+        let layout = self.0;
+        let mut p = layout.empty();
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            match key.0.as_ref() {
+                "traits" => map.next_value_seed(TraitsSeed { layout, p: &mut p })?,
+                "segments" => {
+                    let (v, _) = map.next_value_seed(TypedSeed(Type::StringList))?;
+                    p.segments = v;
+                }
+                "consent" => map.next_value_seed(ConsentSeed { layout, p: &mut p })?,
+                "events" => map.next_value_seed(EventsSeed { layout, p: &mut p })?,
+                "exposures" => map.next_value_seed(ExposuresSeed { layout, p: &mut p })?,
+                // Forward compatible: ids, timestamps and fields of newer writers are skipped.
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        for t in &mut p.events {
+            finish_table(t);
+        }
+        Ok(p)
+    }
+}
+
+/// Sort rows by time and keep the most recent [`MAX_EVENTS_PER_KIND`].
+fn finish_table(t: &mut EventTable) {
+    let sorted = t.at.windows(2).all(|w| matches!(w, [a, b] if a <= b));
+    if !sorted {
+        let mut order: Vec<usize> = (0..t.at.len()).collect();
+        order.sort_by_key(|&i| t.at.get(i).copied().unwrap_or(0));
+        t.at = order.iter().filter_map(|&i| t.at.get(i).copied()).collect();
+        for col in &mut t.cols {
+            *col = order.iter().map(|&i| col.get(i).cloned().unwrap_or_default()).collect();
+        }
+    }
+    if t.at.len() > MAX_EVENTS_PER_KIND {
+        let cut = t.at.len() - MAX_EVENTS_PER_KIND;
+        t.at.drain(..cut);
+        for col in &mut t.cols {
+            col.drain(..cut.min(col.len()));
+        }
+    }
+}
+
+/// A map key that borrows when it can.
+struct CowStr<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct TraitsSeed<'a> {
+    layout: &'a ProfileLayout,
+    p: &'a mut Profile,
+}
+
+impl<'de> DeserializeSeed<'de> for TraitsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TraitsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of traits")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            match self.layout.traits.get(key.0.as_ref()) {
+                Some(&(i, ty)) => {
+                    let (v, problem) = map.next_value_seed(TypedSeed(ty))?;
+                    if let Some(found) = problem {
+                        self.p.problems.push((PathKey::Trait(i), format!("`profile.{}` should be a {}, found {found}", key.0, ty.name())));
+                    }
+                    if let Some(slot) = self.p.traits.get_mut(i as usize) {
+                        *slot = v;
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ConsentSeed<'a> {
+    layout: &'a ProfileLayout,
+    p: &'a mut Profile,
+}
+
+impl<'de> DeserializeSeed<'de> for ConsentSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConsentSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of consent flags")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            let (v, _) = map.next_value_seed(TypedSeed(Type::Bool))?;
+            if let Some(&i) = self.layout.consent.get(key.0.as_ref()) {
+                if let (Some(slot), Value::Bool(b)) = (self.p.consent.get_mut(i as usize), v) {
+                    *slot = Some(b);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ExposuresSeed<'a> {
+    layout: &'a ProfileLayout,
+    p: &'a mut Profile,
+}
+
+impl<'de> DeserializeSeed<'de> for ExposuresSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExposuresSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of exposure counts")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            let (v, _) = map.next_value_seed(TypedSeed(Type::Number))?;
+            if let (Some(&i), Value::Num(n)) = (self.layout.exposures.get(key.0.as_ref()), v) {
+                if let Some(slot) = self.p.exposures.get_mut(i as usize) {
+                    *slot = if n.is_finite() && n > 0.0 { n.min(f64::from(u32::MAX)) as u32 } else { 0 };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct EventsSeed<'a> {
+    layout: &'a ProfileLayout,
+    p: &'a mut Profile,
+}
+
+impl<'de> DeserializeSeed<'de> for EventsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of event arrays")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            match self.layout.events.get(key.0.as_ref()) {
+                Some((i, fields)) => {
+                    let Some(table) = self.p.events.get_mut(*i as usize) else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    map.next_value_seed(RowsSeed { fields, table })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RowsSeed<'a> {
+    fields: &'a HashMap<Box<str>, (u16, Type)>,
+    table: &'a mut EventTable,
+}
+
+impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of events")
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        let RowsSeed { fields, table } = self;
+        while seq.next_element_seed(RowSeed { fields, table: &mut *table })?.is_some() {}
+        Ok(())
+    }
+}
+
+struct RowSeed<'a> {
+    fields: &'a HashMap<Box<str>, (u16, Type)>,
+    table: &'a mut EventTable,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut at = None;
+        let row = self.table.at.len();
+        for col in &mut self.table.cols {
+            col.push(Value::Missing);
+        }
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            if key.0 == "at" {
+                if let (Value::Time(t), _) = map.next_value_seed(TypedSeed(Type::Timestamp))? {
+                    at = Some(t);
+                }
+                continue;
+            }
+            match self.fields.get(key.0.as_ref()) {
+                Some(&(i, ty)) => {
+                    let (v, _) = map.next_value_seed(TypedSeed(ty))?;
+                    if let Some(cell) = self.table.cols.get_mut(i as usize).and_then(|c| c.get_mut(row)) {
+                        *cell = v;
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match at {
+            Some(t) => self.table.at.push(t),
+            // An event without a readable time cannot be placed in a window: it is dropped.
+            None => {
+                for col in &mut self.table.cols {
+                    col.truncate(row);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one JSON value as the declared type. A mismatch is not a decoding error: the value becomes
+/// missing and the second field names what was found.
+pub(crate) struct TypedSeed(pub Type);
+
+impl<'de> DeserializeSeed<'de> for TypedSeed {
+    type Value = (Value, Option<&'static str>);
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn mismatch(found: &'static str) -> (Value, Option<&'static str>) {
+    (Value::Missing, Some(found))
+}
+
+impl<'de> Visitor<'de> for TypedSeed {
+    type Value = (Value, Option<&'static str>);
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {}", self.0.name())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            Type::Bool => (Value::Bool(v), None),
+            _ => mismatch("a bool"),
+        })
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            Type::Number => (Value::Num(v as f64), None),
+            Type::Timestamp => (Value::Time(v), None),
+            Type::Version => (Value::Ver(Version([u32::try_from(v).unwrap_or(0), 0, 0, 0])), None),
+            _ => mismatch("a number"),
+        })
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            Type::Number => (Value::Num(v), None),
+            Type::Timestamp if v.is_finite() => (Value::Time(v as i64), None),
+            Type::Version => Version::parse(&v.to_string()).map_or(mismatch("a number"), |x| (Value::Ver(x), None)),
+            _ => mismatch("a number"),
+        })
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            Type::String => (Value::Str(v.into()), None),
+            Type::Timestamp => fast_timestamp(v).or_else(|| crate::time::parse_timestamp(v)).map_or(mismatch("a string that is not a timestamp"), |t| (Value::Time(t), None)),
+            Type::Version => Version::parse(v).map_or(mismatch("a string that is not a version"), |x| (Value::Ver(x), None)),
+            _ => mismatch("a string"),
+        })
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok((Value::Missing, None))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok((Value::Missing, None))
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        match self.0 {
+            Type::StringList => {
+                let mut out = Vec::new();
+                let mut bad = false;
+                while let Some((v, _)) = seq.next_element_seed(TypedSeed(Type::String))? {
+                    match v {
+                        Value::Str(s) => out.push(s),
+                        _ => bad = true,
+                    }
+                }
+                Ok(if bad { mismatch("a list with non-strings") } else { (Value::StrList(out.into()), None) })
+            }
+            Type::NumberList => {
+                let mut out = Vec::new();
+                let mut bad = false;
+                while let Some((v, _)) = seq.next_element_seed(TypedSeed(Type::Number))? {
+                    match v {
+                        Value::Num(n) => out.push(n),
+                        _ => bad = true,
+                    }
+                }
+                Ok(if bad { mismatch("a list with non-numbers") } else { (Value::NumList(out.into()), None) })
+            }
+            _ => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(mismatch("a list"))
+            }
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(mismatch("an object"))
+    }
+}
+
+/// Fast path for the timestamps profile stores write: `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)`. Anything else
+/// falls back to the full parser. ~20 ns instead of ~150 ns: a 30-purchase profile has 30 of them.
+pub fn fast_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut n = 0i64;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + i64::from(c - b'0');
+        }
+        Some(n)
+    };
+    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 {
+            return None;
+        }
+        let take = digits.min(3);
+        frac_ms = num(start..start + take)? * 10i64.pow(u32::try_from(3 - take).unwrap_or(0));
+    }
+    let offset_min = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (proleptic Gregorian), after H. Hinnant's public-domain algorithm description.
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    Some(secs * 1000 + frac_ms)
+}
+
+/// Lazily computed view of a request: the URL is split once, the calendar computed once, and only for the
+/// paths a bundle actually uses.
+pub struct RequestView<'r> {
+    req: &'r DecideRequest,
+    now: i64,
+    url: Option<UrlParts<'r>>,
+    calendar: Option<crate::time::Calendar>,
+}
+
+#[derive(Clone, Copy)]
+struct UrlParts<'r> {
+    host: Option<&'r str>,
+    path: Option<&'r str>,
+    query: Option<&'r str>,
+}
+
+fn split_url(url: &str) -> UrlParts<'_> {
+    let no_frag = url.split('#').next().unwrap_or(url);
+    let (before_q, query) = match no_frag.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (no_frag, None),
+    };
+    let (host, path) = match before_q.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => (rest.get(..i), rest.get(i..)),
+            None => (Some(rest), Some("/")),
+        },
+        None => (None, Some(before_q)),
+    };
+    // Drop credentials and port from the host.
+    let host = host.map(|h| h.rsplit('@').next().unwrap_or(h)).map(|h| h.split(':').next().unwrap_or(h));
+    UrlParts { host, path, query }
+}
+
+/// Decode `%XX` and `+` in a query component.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn opt_str(s: Option<&String>) -> Value {
+    s.map_or(Value::Missing, |s| Value::Str(s.as_str().into()))
+}
+
+fn opt_num(n: Option<f64>) -> Value {
+    n.filter(|n| n.is_finite()).map_or(Value::Missing, Value::Num)
+}
+
+impl<'r> RequestView<'r> {
+    /// A view of `req` at `now` (Unix ms).
+    pub fn new(req: &'r DecideRequest, now: i64) -> RequestView<'r> {
+        RequestView { req, now, url: None, calendar: None }
+    }
+
+    fn url(&mut self) -> UrlParts<'r> {
+        if let Some(u) = self.url {
+            return u;
+        }
+        let u = self.req.context.url.as_deref().map(split_url).unwrap_or(UrlParts { host: None, path: None, query: None });
+        self.url = Some(u);
+        u
+    }
+
+    fn query_param(&mut self, name: &str) -> Value {
+        let Some(q) = self.url().query else { return Value::Missing };
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if k == name || (k.contains(['%', '+']) && percent_decode(k) == name) {
+                return Value::Str(percent_decode(v).into());
+            }
+        }
+        Value::Missing
+    }
+
+    fn calendar(&mut self) -> &crate::time::Calendar {
+        let zone = self.req.context.geo.as_ref().and_then(|g| g.time_zone.as_deref());
+        let now = self.now;
+        self.calendar.get_or_insert_with(|| crate::time::calendar(now, zone))
+    }
+
+    /// The value of a request-derived path, and a note when the input had the wrong type.
+    pub fn value(&mut self, key: &PathKey, schema: &Schema) -> (Value, Option<String>) {
+        let c = &self.req.context;
+        let v = match key {
+            PathKey::Builtin(b) => {
+                let geo = c.geo.as_ref();
+                let dev = c.device.as_ref();
+                match b {
+                    Builtin::Url => opt_str(c.url.as_ref()),
+                    Builtin::Path => self.url().path.map_or(Value::Missing, |p| Value::Str(p.into())),
+                    Builtin::Host => self.url().host.map_or(Value::Missing, |h| Value::Str(h.to_ascii_lowercase().into())),
+                    Builtin::Referrer => opt_str(c.referrer.as_ref()),
+                    Builtin::UtmSource => self.query_param("utm_source"),
+                    Builtin::UtmMedium => self.query_param("utm_medium"),
+                    Builtin::UtmCampaign => self.query_param("utm_campaign"),
+                    Builtin::UtmTerm => self.query_param("utm_term"),
+                    Builtin::UtmContent => self.query_param("utm_content"),
+                    Builtin::GeoPoint => match geo.map(|g| (g.latitude, g.longitude)) {
+                        Some((Some(lat), Some(lon))) if lat.is_finite() && lon.is_finite() => Value::Geo(lat, lon),
+                        _ => Value::Missing,
+                    },
+                    Builtin::Country => opt_str(geo.and_then(|g| g.country.as_ref())),
+                    Builtin::Region => opt_str(geo.and_then(|g| g.region.as_ref())),
+                    Builtin::City => opt_str(geo.and_then(|g| g.city.as_ref())),
+                    Builtin::Postal => opt_str(geo.and_then(|g| g.postal.as_ref())),
+                    Builtin::Latitude => opt_num(geo.and_then(|g| g.latitude)),
+                    Builtin::Longitude => opt_num(geo.and_then(|g| g.longitude)),
+                    Builtin::TimeZone => opt_str(geo.and_then(|g| g.time_zone.as_ref())),
+                    Builtin::Continent => opt_str(geo.and_then(|g| g.continent.as_ref())),
+                    Builtin::AccuracyKm => opt_num(geo.and_then(|g| g.accuracy_km)),
+                    Builtin::DeviceType => opt_str(dev.and_then(|d| d.kind.as_ref())),
+                    Builtin::Os => opt_str(dev.and_then(|d| d.os.as_ref())),
+                    Builtin::OsVersion => dev.and_then(|d| d.os_version.as_deref()).and_then(Version::parse).map_or(Value::Missing, Value::Ver),
+                    Builtin::Browser => opt_str(dev.and_then(|d| d.browser.as_ref())),
+                    Builtin::BrowserVersion => dev.and_then(|d| d.browser_version.as_deref()).and_then(Version::parse).map_or(Value::Missing, Value::Ver),
+                    Builtin::Brand => opt_str(dev.and_then(|d| d.brand.as_ref())),
+                    Builtin::Model => opt_str(dev.and_then(|d| d.model.as_ref())),
+                    Builtin::IsBot => dev.and_then(|d| d.is_bot).map_or(Value::Missing, Value::Bool),
+                    Builtin::Now => Value::Time(self.now),
+                    Builtin::Hour => Value::Num(f64::from(self.calendar().hour)),
+                    Builtin::Minute => Value::Num(f64::from(self.calendar().minute)),
+                    Builtin::Weekday => Value::Str(self.calendar().weekday.into()),
+                    Builtin::Date => Value::Str(self.calendar().date.as_str().into()),
+                    Builtin::Month => Value::Num(f64::from(self.calendar().month)),
+                    Builtin::Day => Value::Num(f64::from(self.calendar().day)),
+                    Builtin::VisitorId => opt_str(self.req.visitor_id.as_ref()),
+                    Builtin::Returning => c.returning.map_or(Value::Missing, Value::Bool),
+                    Builtin::NewVisitor => c.returning.map_or(Value::Missing, |r| Value::Bool(!r)),
+                    Builtin::VisitCount => opt_num(c.visit_count),
+                }
+            }
+            PathKey::Query(name) => self.query_param(name),
+            PathKey::Header(name) => {
+                c.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(Value::Missing, |(_, v)| Value::Str(v.as_str().into()))
+            }
+            PathKey::Cookie(name) => opt_str(c.cookies.get(name)),
+            PathKey::Attribute(i) => {
+                let Some(field) = schema.attributes.get(*i as usize) else { return (Value::Missing, None) };
+                let Some(raw) = c.attributes.get(&field.name) else { return (Value::Missing, None) };
+                return match TypedSeed(field.ty).deserialize(raw) {
+                    Ok((v, None)) => (v, None),
+                    Ok((v, Some(found))) => (v, Some(format!("`attributes.{}` should be a {}, found {found}", field.name, field.ty.name()))),
+                    Err(e) => (Value::Missing, Some(format!("`attributes.{}`: {e}", field.name))),
+                };
+            }
+            // Profile keys are read from the decoded profile, not from the request.
+            PathKey::Trait(_) | PathKey::ProfileSegments | PathKey::Consent(_) | PathKey::Events(_) => Value::Missing,
+        };
+        (v, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_timestamp_agrees_with_jiff() {
+        for s in ["2026-11-24T10:00:00Z", "1999-02-28T23:59:59.5+09:00", "2000-03-01T00:00:00-05:30", "1969-12-31T23:59:59.999Z"] {
+            assert_eq!(fast_timestamp(s), crate::time::parse_timestamp(s), "{s}");
+        }
+        assert_eq!(fast_timestamp("2026-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn url_parts() {
+        let u = split_url("https://user@Shop.example:8443/sale/shoes?utm_source=news&q=a%20b#top");
+        assert_eq!((u.host, u.path, u.query), (Some("Shop.example"), Some("/sale/shoes"), Some("utm_source=news&q=a%20b")));
+        assert_eq!(percent_decode("a%20b+c%zz"), "a b c%zz");
+    }
+}

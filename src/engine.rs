@@ -1,0 +1,550 @@
+//! The engine: a compiled bundle, immutable and shareable, that answers decisions.
+//!
+//! Built once per bundle version ([`Engine::new`]); a decision ([`Engine::decide`]) is total — it never
+//! fails because of one visitor's data: a value of the wrong type makes the experiences that read it not
+//! match and is reported in `notes` and the trace.
+
+use crate::allocation::{bucket, variant_bounds, Draw, BUCKETS};
+use crate::bundle::CheckedBundle;
+use crate::context::{Profile, ProfileLayout, RequestView};
+use crate::expr::program::{Area, EvalContext, Evaluator, Program};
+use crate::schema::{PathKey, Schema};
+use crate::value::Value;
+use crate::wire::{
+    BundleRef, Buckets, DecideRequest, DecideResponse, Decision, ErrorResponse, ExperienceTrace, HoldoutTrace, Outcome, Reason, Trace,
+};
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Most placements one request may ask for.
+pub const MAX_PLACEMENTS_PER_REQUEST: usize = 64;
+
+struct Variant {
+    id: Box<str>,
+    /// Exclusive upper bucket bound.
+    bound: u32,
+    content: Arc<RawValue>,
+}
+
+struct Experience {
+    id: Box<str>,
+    priority: i64,
+    audience: Option<u32>,
+    start: Option<i64>,
+    end: Option<i64>,
+    /// Admitted traffic in buckets (10000 = everyone).
+    traffic: u32,
+    /// (group index, member index, member count)
+    exclusion: Option<(u16, u32, u32)>,
+    /// (exposure index, cap)
+    cap: Option<(u16, u32)>,
+    requires_visitor_id: bool,
+    personalized: bool,
+    /// Every path the audience reads (through segments too), for input-problem checks.
+    reads: Vec<PathKey>,
+    variants: Vec<Variant>,
+}
+
+struct Placement {
+    id: Box<str>,
+    default: Arc<RawValue>,
+    experiences: Vec<Experience>,
+    holdouts: Vec<u16>,
+}
+
+struct Holdout {
+    id: Box<str>,
+    /// Held-out buckets (below this).
+    buckets: u32,
+}
+
+/// A compiled bundle.
+pub struct Engine {
+    bundle: BundleRef,
+    salt: Box<str>,
+    require_consent: bool,
+    schema: Schema,
+    program: Program,
+    placements: Vec<Placement>,
+    index: HashMap<Box<str>, u16>,
+    holdouts: Vec<Holdout>,
+    groups: Vec<Box<str>>,
+    layout: ProfileLayout,
+}
+
+fn raw(v: &serde_json::Value) -> Arc<RawValue> {
+    let text = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+    RawValue::from_string(text).map(Arc::from).unwrap_or_else(|_| null_raw())
+}
+
+fn null_raw() -> Arc<RawValue> {
+    // `null` is always valid JSON; the fallback keeps this total without unwrap.
+    RawValue::from_string("null".into()).map(Arc::from).unwrap_or_else(|_| Arc::from(Box::<RawValue>::default()))
+}
+
+impl Engine {
+    /// Compile a checked bundle.
+    pub fn new(c: CheckedBundle) -> Engine {
+        let def = &c.def;
+        let mut program = Program {
+            regexes: c.regexes,
+            areas: def.areas.iter().map(|a| Area::new(a.polygon.iter().map(|p| (p[0], p[1])).collect())).collect(),
+            segment_names: def.segments.iter().map(|s| s.id.as_str().into()).collect(),
+            consent_names: std::iter::once("personalization").chain(def.schema.consent.iter().map(String::as_str)).map(Into::into).collect(),
+            ..Program::default()
+        };
+        for (s, t) in def.segments.iter().zip(&c.segments) {
+            let root = program.add(t, &s.when);
+            program.segment_roots.push(root);
+        }
+        // Segment reads and profile use, transitively (the graph is acyclic: checked at load).
+        let mut seg_reads: Vec<Option<Vec<PathKey>>> = vec![None; c.segments.len()];
+        fn reads_of(t: &crate::expr::check::TExpr, segs: &[crate::expr::check::TExpr], memo: &mut Vec<Option<Vec<PathKey>>>, depth: usize) -> Vec<PathKey> {
+            let mut out = Vec::new();
+            t.walk(&mut |x| match &x.kind {
+                crate::expr::check::TKind::Path(k) => out.push(k.clone()),
+                crate::expr::check::TKind::Query(q) => out.push(PathKey::Events(q.kind)),
+                _ => {}
+            });
+            for s in t.segments() {
+                let i = s as usize;
+                if depth > crate::bundle::check::MAX_SEGMENT_DEPTH + 1 {
+                    break;
+                }
+                let r = match memo.get(i).cloned().flatten() {
+                    Some(r) => r,
+                    None => {
+                        let r = segs.get(i).map(|st| reads_of(st, segs, memo, depth + 1)).unwrap_or_default();
+                        if let Some(m) = memo.get_mut(i) {
+                            *m = Some(r.clone());
+                        }
+                        r
+                    }
+                };
+                out.extend(r);
+            }
+            out.sort();
+            out.dedup();
+            out
+        }
+        let mut capped = Vec::new();
+        let mut groups: Vec<Box<str>> = Vec::new();
+        let mut group_members: Vec<u32> = Vec::new();
+        let mut placements = Vec::with_capacity(def.placements.len());
+        for (pi, p) in def.placements.iter().enumerate() {
+            let mut exps = Vec::with_capacity(p.experiences.len());
+            for (ei, e) in p.experiences.iter().enumerate() {
+                let typed = c.audiences.get(pi).and_then(|r| r.get(ei)).and_then(Option::as_ref);
+                let audience = match (typed, &e.audience) {
+                    (Some(t), Some(text)) => Some(program.add(t, text)),
+                    _ => None,
+                };
+                let reads = typed.map(|t| reads_of(t, &c.segments, &mut seg_reads, 0)).unwrap_or_default();
+                let personalized = reads.iter().any(PathKey::reads_profile);
+                let weights: Vec<u32> = e.variants.iter().map(|v| v.weight).collect();
+                let bounds = variant_bounds(&weights);
+                let variants = e
+                    .variants
+                    .iter()
+                    .zip(bounds)
+                    .map(|(v, bound)| Variant { id: v.id.as_str().into(), bound, content: raw(&v.content) })
+                    .collect();
+                let exclusion = e.exclusion_group.as_ref().map(|g| {
+                    let gi = match groups.iter().position(|x| **x == **g) {
+                        Some(i) => i,
+                        None => {
+                            groups.push(g.as_str().into());
+                            group_members.push(0);
+                            groups.len() - 1
+                        }
+                    };
+                    let member = group_members.get(gi).copied().unwrap_or(0);
+                    if let Some(m) = group_members.get_mut(gi) {
+                        *m += 1;
+                    }
+                    (crate::schema::index16(gi), member, 0)
+                });
+                let cap = e.frequency_cap.map(|n| {
+                    capped.push(e.id.clone());
+                    (crate::schema::index16(capped.len() - 1), n)
+                });
+                exps.push(Experience {
+                    id: e.id.as_str().into(),
+                    priority: e.priority,
+                    audience,
+                    start: e.start.as_deref().and_then(crate::time::parse_timestamp),
+                    end: e.end.as_deref().and_then(crate::time::parse_timestamp),
+                    traffic: (e.traffic * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32,
+                    exclusion,
+                    cap,
+                    requires_visitor_id: e.requires_visitor_id,
+                    personalized,
+                    reads,
+                    variants,
+                });
+            }
+            // Priority first (higher wins), file order among equals: a stable sort keeps file order.
+            exps.sort_by(|a, b| b.priority.cmp(&a.priority));
+            let holdouts = def
+                .holdouts
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.placements.is_empty() || h.placements.contains(&p.id))
+                .map(|(i, _)| crate::schema::index16(i))
+                .collect();
+            placements.push(Placement { id: p.id.as_str().into(), default: raw(&p.default), experiences: exps, holdouts });
+        }
+        // Now that group sizes are known, fill in the member counts.
+        for p in &mut placements {
+            for e in &mut p.experiences {
+                if let Some((g, m, _)) = e.exclusion {
+                    e.exclusion = Some((g, m, group_members.get(g as usize).copied().unwrap_or(1)));
+                }
+            }
+        }
+        let index = placements.iter().enumerate().map(|(i, p)| (p.id.clone(), crate::schema::index16(i))).collect();
+        let holdouts = def
+            .holdouts
+            .iter()
+            .map(|h| Holdout { id: h.id.as_str().into(), buckets: (h.percent * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32 })
+            .collect();
+        Engine {
+            bundle: BundleRef { id: def.id.clone(), version: def.version.clone(), hash: c.hash.clone() },
+            salt: def.salt.as_str().into(),
+            require_consent: def.require_consent,
+            layout: ProfileLayout::new(&def.schema, &capped),
+            schema: def.schema.clone(),
+            program,
+            placements,
+            index,
+            holdouts,
+            groups,
+        }
+    }
+
+    /// Load and compile a built artifact.
+    pub fn from_artifact(json: &[u8]) -> Result<Engine, ErrorResponse> {
+        match crate::bundle::load_artifact(json) {
+            Ok(c) => Ok(Engine::new(c)),
+            Err(d) => {
+                let n = d.error_count();
+                Err(ErrorResponse {
+                    code: "invalid_bundle".into(),
+                    message: format!("the bundle has {n} error{}", if n == 1 { "" } else { "s" }),
+                    errors: d.into_vec(),
+                })
+            }
+        }
+    }
+
+    /// Which bundle this is.
+    pub fn bundle(&self) -> &BundleRef {
+        &self.bundle
+    }
+
+    /// Placement ids in bundle order.
+    pub fn placement_ids(&self) -> impl Iterator<Item = &str> {
+        self.placements.iter().map(|p| &*p.id)
+    }
+
+    /// The compiled program (for inspection and benchmarks).
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Decode a profile snapshot (JSON bytes) for this bundle's schema.
+    pub fn decode_profile(&self, json: &[u8]) -> Result<Profile, ErrorResponse> {
+        self.layout.decode(json).map_err(|e| ErrorResponse::new("invalid_profile", format!("the profile snapshot is not valid: {e}")))
+    }
+
+    /// Decode a profile snapshot given as a JSON value.
+    pub fn decode_profile_value(&self, v: &serde_json::Value) -> Result<Profile, ErrorResponse> {
+        self.layout.decode_value(v).map_err(|e| ErrorResponse::new("invalid_profile", format!("the profile snapshot is not valid: {e}")))
+    }
+
+    /// Parse a request and an optional profile from JSON and decide.
+    pub fn decide_json(&self, request: &[u8], profile: Option<&[u8]>, now_ms: i64) -> Result<DecideResponse, ErrorResponse> {
+        let req: DecideRequest =
+            serde_json::from_slice(request).map_err(|e| ErrorResponse::new("invalid_request", format!("the request is not valid: {e}")))?;
+        let profile = profile.map(|p| self.decode_profile(p)).transpose()?;
+        self.validate(&req)?;
+        Ok(self.decide(&req, profile.as_ref(), now_ms))
+    }
+
+    /// Request-level limits (checked by [`Engine::decide_json`]; adapters calling [`Engine::decide`]
+    /// directly should call it too).
+    pub fn validate(&self, req: &DecideRequest) -> Result<(), ErrorResponse> {
+        if req.placements.len() > MAX_PLACEMENTS_PER_REQUEST {
+            return Err(ErrorResponse::new(
+                "invalid_request",
+                format!("{} placements requested; the limit is {MAX_PLACEMENTS_PER_REQUEST}", req.placements.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Build the evaluation context: request slots computed for the paths this bundle uses.
+    pub fn context<'p>(&self, req: &DecideRequest, profile: Option<&'p Profile>, now_ms: i64) -> (EvalContext<'p>, Vec<(PathKey, String)>) {
+        let mut view = RequestView::new(req, now_ms);
+        let mut problems = Vec::new();
+        let slots: Vec<Value> = self
+            .program
+            .slot_keys
+            .iter()
+            .map(|k| {
+                let (v, note) = view.value(k, &self.schema);
+                if let Some(n) = note {
+                    problems.push((k.clone(), n));
+                }
+                v
+            })
+            .collect();
+        if let Some(p) = profile {
+            problems.extend(p.problems.iter().cloned());
+        }
+        (EvalContext { slots, profile, now: now_ms }, problems)
+    }
+
+    fn consent_denied(&self, req: &DecideRequest, profile: Option<&Profile>) -> bool {
+        let from_req = req.consent.as_ref().and_then(|c| c.personalization);
+        let from_profile = profile.and_then(Profile::personalization);
+        if from_req == Some(false) || from_profile == Some(false) {
+            return true;
+        }
+        self.require_consent && from_req != Some(true) && from_profile != Some(true)
+    }
+
+    /// Decide every requested placement. Total: never fails, never panics.
+    pub fn decide(&self, req: &DecideRequest, profile: Option<&Profile>, now_ms: i64) -> DecideResponse {
+        let denied = self.consent_denied(req, profile);
+        let visible = if denied { None } else { profile };
+        let (ctx, problems) = self.context(req, visible, now_ms);
+        let mut ev = Evaluator::new(&self.program, &ctx);
+        let decisions = req
+            .placements
+            .iter()
+            .take(MAX_PLACEMENTS_PER_REQUEST)
+            .map(|name| self.decide_placement(name, req, &ctx, &mut ev, denied, &problems))
+            .collect();
+        DecideResponse { bundle: self.bundle.clone(), decisions, notes: problems.into_iter().map(|(_, n)| n).collect() }
+    }
+
+    fn decide_placement(
+        &self,
+        name: &str,
+        req: &DecideRequest,
+        ctx: &EvalContext<'_>,
+        ev: &mut Evaluator<'_>,
+        denied: bool,
+        problems: &[(PathKey, String)],
+    ) -> Decision {
+        let explain = req.explain;
+        let Some(p) = self.index.get(name).and_then(|&i| self.placements.get(i as usize)) else {
+            return Decision {
+                placement: name.to_string(),
+                experience: None,
+                variant: None,
+                content: null_raw(),
+                reason: Reason::UnknownPlacement,
+                trace: explain.then(|| Trace { summary: format!("the bundle has no placement `{name}`"), ..Trace::default() }),
+            };
+        };
+        let visitor = req.visitor_id.as_deref().filter(|v| !v.is_empty());
+        let mut trace = explain.then(Trace::default);
+        for &h in &p.holdouts {
+            let Some(hd) = self.holdouts.get(h as usize) else { continue };
+            let b = visitor.map(|v| bucket(&self.salt, Draw::Holdout, &hd.id, v));
+            let held = b.is_some_and(|b| b < hd.buckets);
+            if let Some(t) = trace.as_mut() {
+                t.holdouts.push(HoldoutTrace { holdout: hd.id.to_string(), bucket: b, held_out: held });
+            }
+            if held {
+                if let Some(t) = trace.as_mut() {
+                    t.summary = format!("the visitor is in holdout `{}` (bucket {} < {})", hd.id, b.unwrap_or(0), hd.buckets);
+                }
+                return Decision { placement: name.to_string(), experience: None, variant: None, content: p.default.clone(), reason: Reason::Holdout, trace };
+            }
+        }
+        for e in &p.experiences {
+            let mut buckets = Buckets::default();
+            let outcome = self.try_experience(e, visitor, ctx, ev, denied, problems, &mut buckets, trace.is_some());
+            match outcome {
+                Ok(vi) => {
+                    let Some(v) = e.variants.get(vi) else { continue };
+                    if let Some(t) = trace.as_mut() {
+                        t.experiences.push(ExperienceTrace { experience: e.id.to_string(), outcome: Outcome::Selected, detail: None, buckets });
+                        let why_variant = match buckets.variant {
+                            Some(b) => {
+                                let lo = vi.checked_sub(1).and_then(|i| e.variants.get(i)).map_or(0, |x| x.bound);
+                                format!("; variant `{}` owns buckets {lo}..{} and the visitor drew {b}", v.id, v.bound)
+                            }
+                            None => format!("; `{}` is its only variant", v.id),
+                        };
+                        t.summary = format!(
+                            "`{}` is the first eligible experience (priority {}, then file order){why_variant}",
+                            e.id, e.priority
+                        );
+                    }
+                    return Decision {
+                        placement: name.to_string(),
+                        experience: Some(e.id.to_string()),
+                        variant: Some(v.id.to_string()),
+                        content: v.content.clone(),
+                        reason: Reason::Matched,
+                        trace,
+                    };
+                }
+                Err((outcome, detail)) => {
+                    if let Some(t) = trace.as_mut() {
+                        t.experiences.push(ExperienceTrace { experience: e.id.to_string(), outcome, detail, buckets });
+                    }
+                }
+            }
+        }
+        if let Some(t) = trace.as_mut() {
+            t.summary = if p.experiences.is_empty() {
+                "the placement has no experiences: default content".into()
+            } else {
+                "no experience matched: default content".into()
+            };
+        }
+        Decision { placement: name.to_string(), experience: None, variant: None, content: p.default.clone(), reason: Reason::Default, trace }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_experience(
+        &self,
+        e: &Experience,
+        visitor: Option<&str>,
+        ctx: &EvalContext<'_>,
+        ev: &mut Evaluator<'_>,
+        denied: bool,
+        problems: &[(PathKey, String)],
+        buckets: &mut Buckets,
+        explain: bool,
+    ) -> Result<usize, (Outcome, Option<String>)> {
+        if e.start.is_some_and(|s| ctx.now < s) || e.end.is_some_and(|x| ctx.now >= x) {
+            let detail = explain.then(|| {
+                let f = |t: Option<i64>| t.map_or("-".to_string(), crate::time::format_timestamp);
+                format!("scheduled {} to {}, now is {}", f(e.start), f(e.end), crate::time::format_timestamp(ctx.now))
+            });
+            return Err((Outcome::NotScheduled, detail));
+        }
+        if e.requires_visitor_id && visitor.is_none() {
+            return Err((Outcome::VisitorIdRequired, explain.then(|| "the request has no visitor id".to_string())));
+        }
+        if e.personalized && denied {
+            return Err((Outcome::ConsentRequired, explain.then(|| "the audience reads the profile and personalization consent is denied".to_string())));
+        }
+        if !problems.is_empty() {
+            if let Some((_, note)) = problems.iter().find(|(k, _)| e.reads.contains(k)) {
+                return Err((Outcome::InputError, Some(note.clone())));
+            }
+        }
+        if let Some(root) = e.audience {
+            if !ev.test(root) {
+                let detail = explain.then(|| {
+                    let (op, seg) = ev.first_false(root);
+                    let text = self.program.source_of(op);
+                    match seg.and_then(|s| self.program.segment_names.get(s as usize)) {
+                        Some(s) => format!("`{text}` was false (in segment `{s}`)"),
+                        None => format!("`{text}` was false"),
+                    }
+                });
+                return Err((Outcome::AudienceFalse, detail));
+            }
+        }
+        if let (Some((i, cap)), Some(p)) = (e.cap, ctx.profile) {
+            let seen = p.exposures.get(i as usize).copied().unwrap_or(0);
+            if seen >= cap {
+                return Err((Outcome::FrequencyCapped, explain.then(|| format!("seen {seen} times, cap {cap}"))));
+            }
+        }
+        let Some(visitor) = visitor else {
+            // Only single-variant, full-traffic, ungrouped experiences get here (checked at load).
+            return Ok(0);
+        };
+        if let Some((g, member, count)) = e.exclusion {
+            let group = self.groups.get(g as usize).map_or("", |s| &**s);
+            let b = bucket(&self.salt, Draw::Exclusion, group, visitor);
+            buckets.exclusion = Some(b);
+            let owner = (u64::from(b) * u64::from(count.max(1)) / u64::from(BUCKETS)) as u32;
+            if owner != member {
+                return Err((Outcome::ExclusionGroup, explain.then(|| format!("group `{group}` gives this visitor to member {owner}, this is member {member}"))));
+            }
+        }
+        if e.traffic < BUCKETS {
+            let b = bucket(&self.salt, Draw::Traffic, &e.id, visitor);
+            buckets.traffic = Some(b);
+            if b >= e.traffic {
+                return Err((Outcome::TrafficExcluded, explain.then(|| format!("traffic admits buckets below {}, the visitor drew {b}", e.traffic))));
+            }
+        }
+        if e.variants.len() <= 1 {
+            return Ok(0);
+        }
+        let b = bucket(&self.salt, Draw::Variant, &e.id, visitor);
+        buckets.variant = Some(b);
+        Ok(e.variants.iter().position(|v| b < v.bound).unwrap_or(e.variants.len() - 1))
+    }
+
+    /// Allocation preview: decide for `visitors` synthetic visitor ids (`visitor-0` …) with the same
+    /// request context and profile, and count outcomes per placement, experience and variant.
+    pub fn simulate(&self, base: &DecideRequest, profile: Option<&Profile>, now_ms: i64, visitors: u32) -> Simulation {
+        let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        let mut req = base.clone();
+        req.explain = false;
+        if req.placements.is_empty() {
+            req.placements = self.placement_ids().map(str::to_string).collect();
+        }
+        for i in 0..visitors {
+            req.visitor_id = Some(format!("visitor-{i}"));
+            let r = self.decide(&req, profile, now_ms);
+            for d in r.decisions {
+                let key = match d.reason {
+                    Reason::Matched => (d.placement, d.experience.unwrap_or_default(), d.variant.unwrap_or_default()),
+                    Reason::Holdout => (d.placement, "(holdout)".into(), String::new()),
+                    Reason::Default => (d.placement, "(default)".into(), String::new()),
+                    Reason::UnknownPlacement => (d.placement, "(unknown placement)".into(), String::new()),
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        let rows = counts
+            .into_iter()
+            .map(|((placement, experience, variant), n)| SimulationRow {
+                placement,
+                experience,
+                variant,
+                visitors: n,
+                share: if visitors == 0 { 0.0 } else { n as f64 / f64::from(visitors) },
+            })
+            .collect();
+        Simulation { visitors, rows }
+    }
+}
+
+/// Result of [`Engine::simulate`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Simulation {
+    /// Number of synthetic visitors.
+    pub visitors: u32,
+    /// One row per placement/experience/variant outcome.
+    pub rows: Vec<SimulationRow>,
+}
+
+/// One outcome's share.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SimulationRow {
+    /// Placement id.
+    pub placement: String,
+    /// Experience id, or `(default)` / `(holdout)`.
+    pub experience: String,
+    /// Variant id (empty for default/holdout).
+    pub variant: String,
+    /// Visitors with this outcome.
+    pub visitors: u64,
+    /// Share of all visitors, 0–1.
+    pub share: f64,
+}

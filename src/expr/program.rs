@@ -1,0 +1,728 @@
+//! Compiled conditions: a flat arena of [`Op`]s and the evaluator that runs them.
+//!
+//! Every audience and segment of a bundle is compiled into one arena; an expression is the index of its root
+//! op. Children are indexes, constants live in side tables, paths are precomputed slot numbers. Evaluation
+//! is a match on a small enum: no allocation, no dynamic dispatch, no string lookups. Each op is evaluated
+//! at most once per visit, event queries visit each event at most once per query, and segment results are
+//! memoized per decision, so the cost is bounded by the bundle size times the events kept per kind.
+
+use super::check::{Agg, ArithOp, CmpOp, Const, FieldRef, Query, StrOp, TExpr, TKind};
+use crate::context::{EventTable, Profile};
+use crate::schema::PathKey;
+use crate::value::{Val, Value, Version};
+
+/// One operation. Operand fields are indexes into the program's arena or side tables.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Boolean constant.
+    Bool(bool),
+    /// Number constant.
+    Num(f64),
+    /// String constant (index into `strs`).
+    Str(u32),
+    /// Timestamp constant.
+    Time(i64),
+    /// Duration constant.
+    Dur(i64),
+    /// Version constant.
+    Ver(Version),
+    /// String-list constant, sorted (index into `str_lists`).
+    StrList(u32),
+    /// Number-list constant, sorted (index into `num_lists`).
+    NumList(u32),
+    /// Request-derived slot.
+    Slot(u16),
+    /// Profile trait.
+    Trait(u16),
+    /// Profile CDP segments.
+    ProfileSegments,
+    /// Profile consent flag.
+    Consent(u16),
+    /// Field of the current event.
+    Field(u16),
+    /// `at` of the current event.
+    At,
+    /// Bundle segment (memoized).
+    Segment(u16),
+    /// `!a`
+    Not(u32),
+    /// `-a`
+    Neg(u32),
+    /// All of `args[first..first+len]`.
+    And(u32, u32),
+    /// Any of `args[first..first+len]`.
+    Or(u32, u32),
+    /// Comparison.
+    Cmp(CmpOp, u32, u32),
+    /// Arithmetic.
+    Arith(ArithOp, u32, u32),
+    /// `a in <sorted constant list>` (binary search); bool = negated.
+    InConst(u32, u32, bool),
+    /// `a in <list value>` (linear); bool = negated.
+    In(u32, u32, bool),
+    /// String predicate.
+    Str2(StrOp, u32, u32),
+    /// Regex match (index into `regexes`).
+    Matches(u32, u32),
+    /// Presence test.
+    Exists(u32),
+    /// Days from a timestamp to now.
+    DaysSince(u32),
+    /// Great-circle distance from a point.
+    Distance(u32, f64, f64),
+    /// Point in a named polygon.
+    InArea(u32, u16),
+    /// Event query (index into `queries`).
+    Query(u32),
+}
+
+/// A compiled event query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryOp {
+    /// Event kind.
+    pub kind: u16,
+    /// Window length (ms) back from now.
+    pub within: Option<i64>,
+    /// Root of the ANDed filters.
+    pub filter: Option<u32>,
+    /// Aggregate.
+    pub agg: AggOp,
+}
+
+/// Compiled aggregate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AggOp {
+    /// Count.
+    Count,
+    /// Sum of a field.
+    Sum(u16),
+    /// Mean of a field.
+    Avg(u16),
+    /// Minimum.
+    Min(FieldRef),
+    /// Maximum.
+    Max(FieldRef),
+    /// Any event satisfies the predicate root.
+    Any(u32),
+    /// All events satisfy it.
+    All(u32),
+    /// Field of the newest match (`None` = presence only).
+    Last(Option<FieldRef>),
+    /// Field of the oldest match.
+    First(Option<FieldRef>),
+}
+
+/// A polygon of (latitude, longitude) vertices with its bounding box.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Area {
+    /// Vertices, implicitly closed.
+    pub points: Vec<(f64, f64)>,
+    /// (min lat, min lon, max lat, max lon)
+    pub bbox: (f64, f64, f64, f64),
+}
+
+impl Area {
+    /// Build from vertices.
+    pub fn new(points: Vec<(f64, f64)>) -> Area {
+        let mut bbox = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for &(la, lo) in &points {
+            bbox = (bbox.0.min(la), bbox.1.min(lo), bbox.2.max(la), bbox.3.max(lo));
+        }
+        Area { points, bbox }
+    }
+
+    /// Even-odd ray casting; points on the bounding box edge count as inside the box check only.
+    pub fn contains(&self, lat: f64, lon: f64) -> bool {
+        let (a, b, c, d) = self.bbox;
+        if lat < a || lon < b || lat > c || lon > d {
+            return false;
+        }
+        let mut inside = false;
+        let n = self.points.len();
+        for i in 0..n {
+            let (Some(&(yi, xi)), Some(&(yj, xj))) = (self.points.get(i), self.points.get((i + n - 1) % n)) else { continue };
+            if (yi > lat) != (yj > lat) && lon < (xj - xi) * (lat - yi) / (yj - yi) + xi {
+                inside = !inside;
+            }
+        }
+        inside
+    }
+}
+
+/// Source position of an op, for explanations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpSpan {
+    /// Index into `texts`.
+    pub text: u32,
+    /// Byte start within that text.
+    pub start: u32,
+    /// Byte end.
+    pub end: u32,
+}
+
+/// All compiled conditions of a bundle.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    /// The op arena.
+    pub ops: Vec<Op>,
+    /// Source span of each op.
+    pub spans: Vec<OpSpan>,
+    /// Child lists of `And`/`Or`.
+    pub args: Vec<u32>,
+    /// String constants.
+    pub strs: Vec<Box<str>>,
+    /// Sorted string-list constants.
+    pub str_lists: Vec<Box<[Box<str>]>>,
+    /// Sorted number-list constants.
+    pub num_lists: Vec<Box<[f64]>>,
+    /// Event queries.
+    pub queries: Vec<QueryOp>,
+    /// Compiled regexes.
+    pub regexes: Vec<regex::Regex>,
+    /// Named areas.
+    pub areas: Vec<Area>,
+    /// Root op of each bundle segment.
+    pub segment_roots: Vec<u32>,
+    /// Name of each bundle segment.
+    pub segment_names: Vec<Box<str>>,
+    /// Request-derived paths, by slot.
+    pub slot_keys: Vec<PathKey>,
+    /// Expression source texts.
+    pub texts: Vec<Box<str>>,
+    /// Consent flag names by index.
+    pub consent_names: Vec<Box<str>>,
+}
+
+impl Program {
+    /// Compile a checked expression whose source is `text`; returns its root.
+    pub fn add(&mut self, t: &TExpr, text: &str) -> u32 {
+        let text_id = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        self.texts.push(text.into());
+        self.compile(t, text_id)
+    }
+
+    fn push(&mut self, op: Op, t: &TExpr, text: u32) -> u32 {
+        let id = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
+        self.ops.push(op);
+        self.spans.push(OpSpan { text, start: t.start, end: t.end });
+        id
+    }
+
+    fn slot(&mut self, key: &PathKey) -> u16 {
+        if let Some(i) = self.slot_keys.iter().position(|k| k == key) {
+            return crate::schema::index16(i);
+        }
+        self.slot_keys.push(key.clone());
+        crate::schema::index16(self.slot_keys.len() - 1)
+    }
+
+    fn flatten<'t>(t: &'t TExpr, and: bool, out: &mut Vec<&'t TExpr>) {
+        match &t.kind {
+            TKind::And(a, b) if and => {
+                Self::flatten(a, and, out);
+                Self::flatten(b, and, out);
+            }
+            TKind::Or(a, b) if !and => {
+                Self::flatten(a, and, out);
+                Self::flatten(b, and, out);
+            }
+            _ => out.push(t),
+        }
+    }
+
+    fn compile(&mut self, t: &TExpr, text: u32) -> u32 {
+        let op = match &t.kind {
+            TKind::Const(c) => match c {
+                Const::Bool(b) => Op::Bool(*b),
+                Const::Num(n) => Op::Num(*n),
+                Const::Str(s) => {
+                    self.strs.push(s.as_str().into());
+                    Op::Str(u32::try_from(self.strs.len() - 1).unwrap_or(0))
+                }
+                Const::Time(x) => Op::Time(*x),
+                Const::Dur(x) => Op::Dur(*x),
+                Const::Ver(v) => Op::Ver(*v),
+                Const::StrList(l) => {
+                    self.str_lists.push(l.iter().map(|s| s.as_str().into()).collect());
+                    Op::StrList(u32::try_from(self.str_lists.len() - 1).unwrap_or(0))
+                }
+                Const::NumList(l) => {
+                    self.num_lists.push(l.clone().into());
+                    Op::NumList(u32::try_from(self.num_lists.len() - 1).unwrap_or(0))
+                }
+            },
+            TKind::Path(key) => match key {
+                PathKey::Trait(i) => Op::Trait(*i),
+                PathKey::ProfileSegments => Op::ProfileSegments,
+                PathKey::Consent(name) => {
+                    let i = self.consent_names.iter().position(|c| **c == **name).unwrap_or(usize::MAX);
+                    Op::Consent(u16::try_from(i).unwrap_or(u16::MAX))
+                }
+                // An event list used as a value (only inside a query) has no scalar value.
+                PathKey::Events(_) => Op::Bool(false),
+                other => Op::Slot(self.slot(other)),
+            },
+            TKind::Field(None) => Op::At,
+            TKind::Field(Some(f)) => Op::Field(*f),
+            TKind::Segment(s) => Op::Segment(*s),
+            TKind::Not(a) => Op::Not(self.compile(a, text)),
+            TKind::Neg(a) => Op::Neg(self.compile(a, text)),
+            TKind::And(..) | TKind::Or(..) => {
+                let and = matches!(t.kind, TKind::And(..));
+                let mut parts = Vec::new();
+                Self::flatten(t, and, &mut parts);
+                let kids: Vec<u32> = parts.iter().map(|p| self.compile(p, text)).collect();
+                let first = u32::try_from(self.args.len()).unwrap_or(0);
+                let len = u32::try_from(kids.len()).unwrap_or(0);
+                self.args.extend(kids);
+                if and {
+                    Op::And(first, len)
+                } else {
+                    Op::Or(first, len)
+                }
+            }
+            TKind::Cmp(op, a, b) => {
+                let (a, b) = (self.compile(a, text), self.compile(b, text));
+                Op::Cmp(*op, a, b)
+            }
+            TKind::Arith(op, a, b) => {
+                let (a, b) = (self.compile(a, text), self.compile(b, text));
+                Op::Arith(*op, a, b)
+            }
+            TKind::In { needle, haystack, negate } => {
+                let n = self.compile(needle, text);
+                let h = self.compile(haystack, text);
+                match self.ops.get(h as usize) {
+                    Some(Op::StrList(_) | Op::NumList(_)) => Op::InConst(n, h, *negate),
+                    _ => Op::In(n, h, *negate),
+                }
+            }
+            TKind::Str(op, a, b) => {
+                let (a, b) = (self.compile(a, text), self.compile(b, text));
+                Op::Str2(*op, a, b)
+            }
+            TKind::Matches(a, re) => Op::Matches(self.compile(a, text), *re),
+            TKind::Exists(a) => Op::Exists(self.compile(a, text)),
+            TKind::DaysSince(a) => Op::DaysSince(self.compile(a, text)),
+            TKind::Distance(g, lat, lon) => Op::Distance(self.compile(g, text), *lat, *lon),
+            TKind::InArea(g, a) => Op::InArea(self.compile(g, text), *a),
+            TKind::Query(q) => {
+                let qop = self.compile_query(q, text);
+                self.queries.push(qop);
+                Op::Query(u32::try_from(self.queries.len() - 1).unwrap_or(0))
+            }
+        };
+        self.push(op, t, text)
+    }
+
+    fn compile_query(&mut self, q: &Query, text: u32) -> QueryOp {
+        let filter = match q.filters.as_slice() {
+            [] => None,
+            [one] => Some(self.compile(one, text)),
+            many => {
+                let kids: Vec<u32> = many.iter().map(|f| self.compile(f, text)).collect();
+                let first = u32::try_from(self.args.len()).unwrap_or(0);
+                let len = u32::try_from(kids.len()).unwrap_or(0);
+                self.args.extend(kids);
+                let id = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
+                self.ops.push(Op::And(first, len));
+                let span = many.first().map(|f| OpSpan { text, start: f.start, end: many.last().map_or(f.end, |l| l.end) });
+                self.spans.push(span.unwrap_or(OpSpan { text, start: 0, end: 0 }));
+                Some(id)
+            }
+        };
+        let agg = match &q.agg {
+            Agg::Count => AggOp::Count,
+            Agg::Sum(f) => AggOp::Sum(*f),
+            Agg::Avg(f) => AggOp::Avg(*f),
+            Agg::Min(f) => AggOp::Min(*f),
+            Agg::Max(f) => AggOp::Max(*f),
+            Agg::Any(p) => AggOp::Any(self.compile(p, text)),
+            Agg::All(p) => AggOp::All(self.compile(p, text)),
+            Agg::Last(f) => AggOp::Last(*f),
+            Agg::First(f) => AggOp::First(*f),
+        };
+        QueryOp { kind: q.kind, within: q.within, filter, agg }
+    }
+
+    /// Source text of op `id`.
+    pub fn source_of(&self, id: u32) -> &str {
+        let Some(s) = self.spans.get(id as usize) else { return "" };
+        self.texts.get(s.text as usize).and_then(|t| t.get(s.start as usize..s.end as usize)).unwrap_or("")
+    }
+}
+
+/// What an evaluation reads.
+#[derive(Clone, Debug)]
+pub struct EvalContext<'a> {
+    /// Request-derived values by slot.
+    pub slots: Vec<Value>,
+    /// The profile, or `None` when absent or consent is denied.
+    pub profile: Option<&'a Profile>,
+    /// Unix ms.
+    pub now: i64,
+}
+
+static EMPTY_TABLE: EventTable = EventTable { at: Vec::new(), cols: Vec::new() };
+static MISSING: Value = Value::Missing;
+
+/// Mean Earth radius (IUGG), km.
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// Haversine great-circle distance in km.
+pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+}
+
+/// Comparison semantics shared by both evaluators: values of different kinds, or a missing value, compare
+/// false under every operator (including `!=`).
+pub fn compare(op: CmpOp, a: Val<'_>, b: Val<'_>) -> bool {
+    use std::cmp::Ordering;
+    let ord: Option<Ordering> = match (a, b) {
+        (Val::Num(x), Val::Num(y)) => x.partial_cmp(&y),
+        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
+        (Val::Bool(x), Val::Bool(y)) => {
+            return match op {
+                CmpOp::Eq => x == y,
+                CmpOp::Ne => x != y,
+                _ => false,
+            }
+        }
+        (Val::Time(x), Val::Time(y)) | (Val::Dur(x), Val::Dur(y)) => Some(x.cmp(&y)),
+        (Val::Ver(x), Val::Ver(y)) => Some(x.cmp(&y)),
+        _ => None,
+    };
+    let Some(o) = ord else { return false };
+    match op {
+        CmpOp::Eq => o == Ordering::Equal,
+        CmpOp::Ne => o != Ordering::Equal,
+        CmpOp::Lt => o == Ordering::Less,
+        CmpOp::Le => o != Ordering::Greater,
+        CmpOp::Gt => o == Ordering::Greater,
+        CmpOp::Ge => o != Ordering::Less,
+    }
+}
+
+/// Arithmetic semantics shared by both evaluators: missing or mismatched operands, division by zero and
+/// overflow give a missing value.
+pub fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
+    let num = |n: f64| if n.is_finite() { Val::Num(n) } else { Val::Missing };
+    match (op, a, b) {
+        (ArithOp::Add, Val::Num(x), Val::Num(y)) => num(x + y),
+        (ArithOp::Sub, Val::Num(x), Val::Num(y)) => num(x - y),
+        (ArithOp::Mul, Val::Num(x), Val::Num(y)) => num(x * y),
+        (ArithOp::Div, Val::Num(x), Val::Num(y)) => {
+            if y == 0.0 {
+                Val::Missing
+            } else {
+                num(x / y)
+            }
+        }
+        (ArithOp::Sub, Val::Time(x), Val::Time(y)) => x.checked_sub(y).map_or(Val::Missing, Val::Dur),
+        (ArithOp::Add, Val::Time(x), Val::Dur(y)) | (ArithOp::Add, Val::Dur(y), Val::Time(x)) => x.checked_add(y).map_or(Val::Missing, Val::Time),
+        (ArithOp::Sub, Val::Time(x), Val::Dur(y)) => x.checked_sub(y).map_or(Val::Missing, Val::Time),
+        (ArithOp::Add, Val::Dur(x), Val::Dur(y)) => x.checked_add(y).map_or(Val::Missing, Val::Dur),
+        (ArithOp::Sub, Val::Dur(x), Val::Dur(y)) => x.checked_sub(y).map_or(Val::Missing, Val::Dur),
+        _ => Val::Missing,
+    }
+}
+
+/// String predicate semantics shared by both evaluators.
+pub fn string_op(op: StrOp, a: &str, b: &str) -> bool {
+    match op {
+        StrOp::Contains => a.contains(b),
+        StrOp::StartsWith => a.starts_with(b),
+        StrOp::EndsWith => a.ends_with(b),
+        StrOp::EqualsIgnoreCase => a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase)),
+    }
+}
+
+/// Days between two instants, fractional.
+pub fn days_between(from: i64, to: i64) -> f64 {
+    (to as f64 - from as f64) / 86_400_000.0
+}
+
+/// The fast evaluator. Create one per decision; segment results are memoized in it.
+pub struct Evaluator<'a> {
+    prog: &'a Program,
+    ctx: &'a EvalContext<'a>,
+    /// 0 = not yet evaluated, 1 = false, 2 = true.
+    seg_memo: Vec<u8>,
+    row: Option<(&'a EventTable, usize)>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator over `prog` reading `ctx`.
+    pub fn new(prog: &'a Program, ctx: &'a EvalContext<'a>) -> Evaluator<'a> {
+        Evaluator { prog, ctx, seg_memo: vec![0; prog.segment_roots.len()], row: None }
+    }
+
+    /// Evaluate a condition rooted at `root`.
+    pub fn test(&mut self, root: u32) -> bool {
+        self.eval(root).truthy()
+    }
+
+    /// Value of segment `s`.
+    pub fn segment(&mut self, s: u16) -> bool {
+        match self.seg_memo.get(s as usize) {
+            Some(1) => return false,
+            Some(2) => return true,
+            _ => {}
+        }
+        let Some(&root) = self.prog.segment_roots.get(s as usize) else { return false };
+        // Segments are evaluated outside any event row, even when referenced inside a `where`.
+        let saved = self.row.take();
+        let r = self.test(root);
+        self.row = saved;
+        if let Some(m) = self.seg_memo.get_mut(s as usize) {
+            *m = if r { 2 } else { 1 };
+        }
+        r
+    }
+
+    fn table(&self, kind: u16) -> &'a EventTable {
+        self.ctx.profile.and_then(|p| p.events.get(kind as usize)).unwrap_or(&EMPTY_TABLE)
+    }
+
+    /// Evaluate op `id`.
+    pub fn eval(&mut self, id: u32) -> Val<'a> {
+        let prog = self.prog;
+        let Some(op) = prog.ops.get(id as usize) else { return Val::Missing };
+        match op {
+            Op::Bool(b) => Val::Bool(*b),
+            Op::Num(n) => Val::Num(*n),
+            Op::Str(i) => prog.strs.get(*i as usize).map_or(Val::Missing, |s| Val::Str(s)),
+            Op::Time(t) => Val::Time(*t),
+            Op::Dur(d) => Val::Dur(*d),
+            Op::Ver(v) => Val::Ver(*v),
+            Op::StrList(i) => prog.str_lists.get(*i as usize).map_or(Val::Missing, |l| Val::StrList(l)),
+            Op::NumList(i) => prog.num_lists.get(*i as usize).map_or(Val::Missing, |l| Val::NumList(l)),
+            Op::Slot(i) => self.ctx.slots.get(*i as usize).unwrap_or(&MISSING).as_val(),
+            Op::Trait(i) => self.ctx.profile.and_then(|p| p.traits.get(*i as usize)).unwrap_or(&MISSING).as_val(),
+            Op::ProfileSegments => self.ctx.profile.map_or(Val::Missing, |p| p.segments.as_val()),
+            Op::Consent(i) => self.ctx.profile.and_then(|p| p.consent.get(*i as usize).copied().flatten()).map_or(Val::Missing, Val::Bool),
+            Op::Field(f) => self.row.map_or(Val::Missing, |(t, r)| t.get(*f, r).as_val()),
+            Op::At => self.row.and_then(|(t, r)| t.at.get(r).copied()).map_or(Val::Missing, Val::Time),
+            Op::Segment(s) => Val::Bool(self.segment(*s)),
+            Op::Not(a) => Val::Bool(!self.eval(*a).truthy()),
+            Op::Neg(a) => match self.eval(*a) {
+                Val::Num(n) => Val::Num(-n),
+                _ => Val::Missing,
+            },
+            Op::And(first, len) => {
+                let Some(kids) = prog.args.get(*first as usize..(*first + *len) as usize) else { return Val::Missing };
+                for &k in kids {
+                    if !self.eval(k).truthy() {
+                        return Val::Bool(false);
+                    }
+                }
+                Val::Bool(true)
+            }
+            Op::Or(first, len) => {
+                let Some(kids) = prog.args.get(*first as usize..(*first + *len) as usize) else { return Val::Missing };
+                for &k in kids {
+                    if self.eval(k).truthy() {
+                        return Val::Bool(true);
+                    }
+                }
+                Val::Bool(false)
+            }
+            Op::Cmp(op, a, b) => {
+                let (x, y) = (self.eval(*a), self.eval(*b));
+                Val::Bool(compare(*op, x, y))
+            }
+            Op::Arith(op, a, b) => {
+                let (x, y) = (self.eval(*a), self.eval(*b));
+                arith(*op, x, y)
+            }
+            Op::InConst(n, h, neg) => {
+                let found = match (self.eval(*n), self.eval(*h)) {
+                    (Val::Str(s), Val::StrList(l)) => l.binary_search_by(|x| (**x).cmp(s)).is_ok(),
+                    (Val::Num(x), Val::NumList(l)) => l.binary_search_by(|y| y.total_cmp(&x)).is_ok(),
+                    _ => return Val::Bool(false),
+                };
+                Val::Bool(found != *neg)
+            }
+            Op::In(n, h, neg) => {
+                let found = match (self.eval(*n), self.eval(*h)) {
+                    (Val::Str(s), Val::StrList(l)) => l.iter().any(|x| **x == *s),
+                    (Val::Num(x), Val::NumList(l)) => l.contains(&x),
+                    _ => return Val::Bool(false),
+                };
+                Val::Bool(found != *neg)
+            }
+            Op::Str2(op, a, b) => match (self.eval(*a), self.eval(*b)) {
+                (Val::Str(x), Val::Str(y)) => Val::Bool(string_op(*op, x, y)),
+                _ => Val::Bool(false),
+            },
+            Op::Matches(a, re) => match (self.eval(*a), prog.regexes.get(*re as usize)) {
+                (Val::Str(s), Some(re)) => Val::Bool(re.is_match(s)),
+                _ => Val::Bool(false),
+            },
+            Op::Exists(a) => Val::Bool(!matches!(self.eval(*a), Val::Missing)),
+            Op::DaysSince(a) => match self.eval(*a) {
+                Val::Time(t) => Val::Num(days_between(t, self.ctx.now)),
+                _ => Val::Missing,
+            },
+            Op::Distance(g, lat, lon) => match self.eval(*g) {
+                Val::Geo(a, b) => Val::Num(haversine_km(a, b, *lat, *lon)),
+                _ => Val::Missing,
+            },
+            Op::InArea(g, area) => match (self.eval(*g), prog.areas.get(*area as usize)) {
+                (Val::Geo(a, b), Some(ar)) => Val::Bool(ar.contains(a, b)),
+                _ => Val::Bool(false),
+            },
+            Op::Query(q) => match prog.queries.get(*q as usize) {
+                Some(q) => self.query(q),
+                None => Val::Missing,
+            },
+        }
+    }
+
+    fn query(&mut self, q: &'a QueryOp) -> Val<'a> {
+        let table = self.table(q.kind);
+        let start = match q.within {
+            Some(w) => {
+                let from = self.ctx.now.saturating_sub(w);
+                table.at.partition_point(|&t| t < from)
+            }
+            None => 0,
+        };
+        let saved = self.row;
+        let n = table.at.len();
+        let matches = |ev: &mut Self, r: usize| -> bool {
+            match q.filter {
+                None => true,
+                Some(f) => {
+                    ev.row = Some((table, r));
+                    ev.eval(f).truthy()
+                }
+            }
+        };
+        let value = |r: usize, f: FieldRef| -> Val<'a> {
+            match f {
+                None => table.at.get(r).copied().map_or(Val::Missing, Val::Time),
+                Some(f) => table.get(f, r).as_val(),
+            }
+        };
+        let result = match q.agg {
+            AggOp::Count => {
+                let mut c = 0u32;
+                for r in start..n {
+                    if matches(self, r) {
+                        c += 1;
+                    }
+                }
+                Val::Num(f64::from(c))
+            }
+            AggOp::Sum(f) | AggOp::Avg(f) => {
+                let (mut sum, mut c) = (0.0, 0u32);
+                for r in start..n {
+                    if matches(self, r) {
+                        if let Value::Num(x) = table.get(f, r) {
+                            sum += x;
+                            c += 1;
+                        }
+                    }
+                }
+                match q.agg {
+                    AggOp::Sum(_) => Val::Num(sum),
+                    _ if c == 0 => Val::Missing,
+                    _ => Val::Num(sum / f64::from(c)),
+                }
+            }
+            AggOp::Min(f) | AggOp::Max(f) => {
+                let want_min = matches!(q.agg, AggOp::Min(_));
+                let mut best = Val::Missing;
+                for r in start..n {
+                    if !matches(self, r) {
+                        continue;
+                    }
+                    let v = value(r, f);
+                    let better = match (best, v) {
+                        (_, Val::Missing) => false,
+                        (Val::Missing, _) => true,
+                        (b, v) => compare(if want_min { CmpOp::Lt } else { CmpOp::Gt }, v, b),
+                    };
+                    if better {
+                        best = v;
+                    }
+                }
+                best
+            }
+            AggOp::Any(p) | AggOp::All(p) => {
+                let any = matches!(q.agg, AggOp::Any(_));
+                let mut result = !any;
+                for r in start..n {
+                    if !matches(self, r) {
+                        continue;
+                    }
+                    self.row = Some((table, r));
+                    let ok = self.eval(p).truthy();
+                    if any && ok {
+                        result = true;
+                        break;
+                    }
+                    if !any && !ok {
+                        result = false;
+                        break;
+                    }
+                }
+                Val::Bool(result)
+            }
+            AggOp::Last(f) | AggOp::First(f) => {
+                let last = matches!(q.agg, AggOp::Last(_));
+                let mut found = None;
+                if last {
+                    for r in (start..n).rev() {
+                        if matches(self, r) {
+                            found = Some(r);
+                            break;
+                        }
+                    }
+                } else {
+                    for r in start..n {
+                        if matches(self, r) {
+                            found = Some(r);
+                            break;
+                        }
+                    }
+                }
+                match (found, f) {
+                    (None, _) => Val::Missing,
+                    (Some(_), None) => Val::Bool(true),
+                    (Some(r), Some(f)) => value(r, f),
+                }
+            }
+        };
+        self.row = saved;
+        result
+    }
+
+    /// For a condition that evaluated false: the op whose source best explains why — the first false
+    /// operand of an `&&`, followed down; the condition itself otherwise. The boolean tells whether it is
+    /// inside segment (returned by name).
+    pub fn first_false(&mut self, root: u32) -> (u32, Option<u16>) {
+        let mut id = root;
+        let mut seg = None;
+        loop {
+            match self.prog.ops.get(id as usize) {
+                Some(Op::And(first, len)) => {
+                    let kids = self.prog.args.get(*first as usize..(*first + *len) as usize).unwrap_or(&[]);
+                    let Some(&k) = kids.iter().find(|&&k| !self.eval(k).truthy()) else { return (id, seg) };
+                    id = k;
+                }
+                Some(Op::Segment(s)) => {
+                    let Some(&r) = self.prog.segment_roots.get(*s as usize) else { return (id, seg) };
+                    seg = Some(*s);
+                    id = r;
+                }
+                _ => return (id, seg),
+            }
+        }
+    }
+}

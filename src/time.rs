@@ -1,0 +1,107 @@
+//! Time: parsing timestamps, and calendar fields in a visitor's time zone.
+//!
+//! The core never reads a clock: `now` (Unix milliseconds) is an argument. Time zones come from jiff's
+//! bundled tz database so this works the same on wasm32, in Workers and natively.
+
+use jiff::{civil, tz::TimeZone, Timestamp};
+
+/// Parse RFC 3339 (`2026-12-01T09:00:00+09:00`, `…Z`) or a plain date (`2026-12-01`, midnight UTC) into Unix
+/// milliseconds.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(ts) = s.parse::<Timestamp>() {
+        return Some(ts.as_millisecond());
+    }
+    let date: civil::Date = s.parse().ok()?;
+    date.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
+}
+
+/// Parse a local date-time (`2026-12-01T00:00:00` or `2026-12-01`) in the named IANA time zone, or an RFC 3339
+/// timestamp with its own offset. Errors are messages for diagnostics.
+pub fn parse_local(s: &str, zone: Option<&str>) -> Result<i64, String> {
+    if let Ok(ts) = s.trim().parse::<Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let tz = match zone {
+        Some(name) => TimeZone::get(name).map_err(|_| format!("unknown time zone `{name}`"))?,
+        None => TimeZone::UTC,
+    };
+    let dt: civil::DateTime = match s.trim().parse::<civil::DateTime>() {
+        Ok(dt) => dt,
+        Err(_) => s.trim().parse::<civil::Date>().map_err(|_| format!("`{s}` is not a date-time"))?.to_datetime(civil::Time::midnight()),
+    };
+    dt.to_zoned(tz).map(|z| z.timestamp().as_millisecond()).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// Is `name` a time zone the bundled database knows?
+pub fn is_time_zone(name: &str) -> bool {
+    TimeZone::get(name).is_ok()
+}
+
+/// Calendar fields of an instant in a time zone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calendar {
+    /// 0..=23
+    pub hour: i8,
+    /// 0..=59
+    pub minute: i8,
+    /// `mon` … `sun`
+    pub weekday: &'static str,
+    /// `YYYY-MM-DD`
+    pub date: String,
+    /// 1..=12
+    pub month: i8,
+    /// 1..=31
+    pub day: i8,
+}
+
+/// Calendar fields of `now_ms` in `zone` (UTC when absent or unknown).
+pub fn calendar(now_ms: i64, zone: Option<&str>) -> Calendar {
+    let tz = zone.and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC);
+    let ts = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+    let dt = tz.to_datetime(ts);
+    let weekday = match dt.weekday() {
+        civil::Weekday::Monday => "mon",
+        civil::Weekday::Tuesday => "tue",
+        civil::Weekday::Wednesday => "wed",
+        civil::Weekday::Thursday => "thu",
+        civil::Weekday::Friday => "fri",
+        civil::Weekday::Saturday => "sat",
+        civil::Weekday::Sunday => "sun",
+    };
+    Calendar {
+        hour: dt.hour(),
+        minute: dt.minute(),
+        weekday,
+        date: format!("{:04}-{:02}-{:02}", dt.year(), dt.month(), dt.day()),
+        month: dt.month(),
+        day: dt.day(),
+    }
+}
+
+/// RFC 3339 text of Unix milliseconds (UTC).
+pub fn format_timestamp(ms: i64) -> String {
+    Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_else(|_| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_forms() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_timestamp("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_timestamp("nope"), None);
+        assert_eq!(parse_local("1970-01-01T09:00:00", Some("Asia/Seoul")), Ok(0));
+    }
+
+    #[test]
+    fn calendar_in_zone() {
+        // 2026-11-24T10:00:00Z is 19:00 on a Tuesday in Seoul.
+        let ms = parse_timestamp("2026-11-24T10:00:00Z").unwrap_or(0);
+        let c = calendar(ms, Some("Asia/Seoul"));
+        assert_eq!((c.hour, c.weekday, c.date.as_str()), (19, "tue", "2026-11-24"));
+        assert_eq!(calendar(ms, Some("Not/AZone")).hour, 10);
+    }
+}

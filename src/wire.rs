@@ -1,0 +1,307 @@
+//! The wire format: request, response and error types shared by every runtime.
+//!
+//! The CLI, the native server, the Worker and the wasm package all (de)serialize exactly these types, so
+//! the same input gives the same JSON everywhere; the conformance corpus in `tests/conformance` holds them
+//! to it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `POST /v1/decide` body and `tailor decide --request` file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// Stable pseudonymous visitor id; allocation is sticky on it. Without it only experiences marked
+    /// `requires_visitor_id = false` can match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<String>,
+    /// Placements to decide, answered in this order.
+    pub placements: Vec<String>,
+    /// What is known about this request.
+    #[serde(default)]
+    pub context: RequestContext,
+    /// Consent stated by the caller (e.g. from a consent banner); overrides nothing, denies only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+    /// Add a trace to every decision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
+}
+
+/// Request context.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestContext {
+    /// Full page URL; `request.path`, `request.host`, `request.query.*` and `request.utm.*` come from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Referrer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// Request headers (names are matched case-insensitively; only allow-listed ones reach rules).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Cookies (only allow-listed ones reach rules).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cookies: BTreeMap<String, String>,
+    /// Client IP (used by adapters for GeoIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Location, when already resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo>,
+    /// Device, when already resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// `visitor.returning`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returning: Option<bool>,
+    /// `visitor.visit_count`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_count: Option<f64>,
+    /// Custom attributes declared in the bundle's `[schema.attributes]`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Location fields (`geo.*`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Geo {
+    /// ISO 3166-1 alpha-2, e.g. `KR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// First subdivision ISO code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// City name in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal: Option<String>,
+    /// Latitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    /// Longitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    /// IANA time zone; `time.*` is evaluated in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Continent code, e.g. `AS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continent: Option<String>,
+    /// Accuracy radius in km.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_km: Option<f64>,
+}
+
+/// Device fields (`device.*`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// `mobile`, `tablet`, `desktop`, `tv`, `console`, `wearable` or `bot`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// OS family, e.g. `iOS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// OS version, e.g. `17.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    /// Browser family, e.g. `Mobile Safari`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    /// Browser version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_version: Option<String>,
+    /// Brand, e.g. `Apple`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Model, e.g. `iPhone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Known crawler or bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_bot: Option<bool>,
+}
+
+/// Consent flags.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    /// Personalization consent; `false` disables every profile-based experience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personalization: Option<bool>,
+}
+
+/// Identifies the bundle that answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleRef {
+    /// Bundle id.
+    pub id: String,
+    /// Bundle version.
+    pub version: String,
+    /// `sha256:<hex>` content hash.
+    pub hash: String,
+}
+
+/// The answer to a [`DecideRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecideResponse {
+    /// Which bundle decided.
+    pub bundle: BundleRef,
+    /// One per requested placement, in request order.
+    pub decisions: Vec<Decision>,
+    /// Problems with this request's data that made some experiences not match (e.g. an attribute of the
+    /// wrong type). The decision still succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Why a placement got its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// An experience matched; `experience` and `variant` say which.
+    Matched,
+    /// No experience matched: default content.
+    Default,
+    /// The visitor is in a holdout for this placement: default content.
+    Holdout,
+    /// The bundle has no such placement: `content` is null.
+    UnknownPlacement,
+}
+
+/// The decision for one placement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Decision {
+    /// Placement id.
+    pub placement: String,
+    /// Winning experience, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experience: Option<String>,
+    /// Winning variant, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The content to render (the variant's, or the placement default).
+    pub content: Arc<RawValue>,
+    /// Why.
+    pub reason: Reason,
+    /// Present when the request asked to `explain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+/// How a decision was reached.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Holdouts covering this placement and the visitor's draw in each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holdouts: Vec<HoldoutTrace>,
+    /// Every experience considered, in evaluation order, up to the winner.
+    pub experiences: Vec<ExperienceTrace>,
+    /// One sentence on the outcome.
+    pub summary: String,
+}
+
+/// A holdout draw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutTrace {
+    /// Holdout id.
+    pub holdout: String,
+    /// The visitor's bucket (0..9999), absent without a visitor id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<u32>,
+    /// Whether the visitor is held out.
+    pub held_out: bool,
+}
+
+/// What happened to one experience.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It won.
+    Selected,
+    /// `now` is outside its schedule.
+    NotScheduled,
+    /// The audience was false.
+    AudienceFalse,
+    /// The request's data had a problem this experience depends on.
+    InputError,
+    /// It uses the profile and personalization consent is denied.
+    ConsentRequired,
+    /// It needs a visitor id and the request has none.
+    VisitorIdRequired,
+    /// The visitor's traffic bucket is outside the experience's traffic share.
+    TrafficExcluded,
+    /// Another experience of its mutual-exclusion group owns this visitor.
+    ExclusionGroup,
+    /// The visitor has seen it `frequency_cap` times already.
+    FrequencyCapped,
+}
+
+/// One experience in a trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperienceTrace {
+    /// Experience id.
+    pub experience: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Details: the first false sub-expression with its source text, the input problem, the cap…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Buckets drawn for this experience.
+    #[serde(default, skip_serializing_if = "Buckets::is_empty")]
+    pub buckets: Buckets,
+}
+
+/// Buckets drawn (each 0..9999).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buckets {
+    /// Traffic draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<u32>,
+    /// Mutual-exclusion draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusion: Option<u32>,
+    /// Variant draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<u32>,
+}
+
+impl Buckets {
+    /// True when nothing was drawn.
+    pub fn is_empty(&self) -> bool {
+        self.traffic.is_none() && self.exclusion.is_none() && self.variant.is_none()
+    }
+}
+
+/// Every error answer: HTTP adapters map `code` to a status, the CLI prints it, wasm throws it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// Stable code: `invalid_request`, `invalid_profile`, `invalid_bundle`, …
+    pub code: String,
+    /// One lowercase sentence.
+    pub message: String,
+    /// Every diagnostic, for `invalid_bundle`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<crate::diagnostic::Diagnostic>,
+}
+
+impl ErrorResponse {
+    /// A new error without diagnostics.
+    pub fn new(code: &str, message: impl Into<String>) -> ErrorResponse {
+        ErrorResponse { code: code.to_string(), message: message.into(), errors: Vec::new() }
+    }
+}
+
+impl std::fmt::Display for ErrorResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ErrorResponse {}
