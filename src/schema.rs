@@ -46,8 +46,8 @@ impl Type {
             Type::StringList => "list<string>",
             Type::NumberList => "list<number>",
             Type::Geo => "geo",
-            Type::Events(_) => "event list",
-            Type::Event(_) => "event",
+            Type::Events(_) => "list of events",
+            Type::Event(_) => "single event",
         }
     }
 

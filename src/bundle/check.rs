@@ -88,10 +88,11 @@ fn parse_check(ctx: &mut Ctx<'_>, loc: &str, text: &str, env: &mut Env<'_>) -> O
 /// Check `def`. Diagnostics go to `diags`; `None` when any error was found.
 pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<CheckedBundle> {
     let mut ctx = Ctx { locs, diags };
-    if def.id.is_empty() {
+    // From source, a missing id or version was already reported with its position by the reader.
+    if def.id.is_empty() && locs.is_empty() {
         ctx.at(Diagnostic::error("missing-key", "the bundle has no id"), "bundle.id");
     }
-    if def.version.is_empty() {
+    if def.version.is_empty() && locs.is_empty() {
         ctx.at(Diagnostic::error("missing-key", "the bundle has no version"), "bundle.version");
     }
     if def.placements.len() > MAX_PLACEMENTS {
@@ -139,7 +140,8 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
                 exp_ids.push(&e.id);
             }
             row.push(e.audience.as_ref().and_then(|a| parse_check(&mut ctx, &format!("{loc}.audience"), a, &mut env)));
-            if e.variants.is_empty() {
+            // From source, a missing `content`/`variants` was already reported with its position.
+            if e.variants.is_empty() && locs.is_empty() {
                 ctx.at(Diagnostic::error("missing-key", format!("experience `{}` has no variants", e.id)), &loc);
             }
             if e.variants.len() > MAX_VARIANTS {
@@ -155,7 +157,7 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
                     &format!("{loc}.id"),
                 );
             }
-            if let (Some(s), Some(en)) = (&e.start, &e.end) {
+            if let (Some(s), Some(en), true) = (&e.start, &e.end, locs.is_empty()) {
                 if crate::time::parse_timestamp(s).zip(crate::time::parse_timestamp(en)).is_some_and(|(a, b)| a >= b) {
                     ctx.at(Diagnostic::error("invalid-value", "the schedule ends before it starts"), &format!("{loc}.schedule.end"));
                 }

@@ -23,6 +23,10 @@ impl Locs {
     pub fn get(&self, loc: &str) -> Option<Span> {
         self.map.get(loc).copied()
     }
+    /// True when nothing came from source (an artifact load).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
     fn set(&mut self, loc: String, span: Span) {
         self.map.insert(loc, span);
     }
@@ -557,6 +561,8 @@ impl<'f> Reader<'f> {
         let content = Self::find(t, "content");
         match (Self::find(t, "variants"), content) {
             (Some(_), Some(c)) => {
+                // Keep the content as the single variant so only this conflict is reported.
+                variants.push(VariantDef { id: "main".into(), weight: 1, content: to_json(c.get_ref()) });
                 let span = self.span(c.span());
                 self.err("conflict", "an experience has either `content` or `variants`, not both", span, Some("move this content into a variant".into()));
             }

@@ -1,0 +1,122 @@
+//! Runs the data-driven corpus in tests/conformance/*.json (format in tests/README.md) natively, through
+//! both the source bundle and its built artifact, and checks the two give byte-identical JSON.
+
+use super::{engine, root, sources};
+use serde_json::Value;
+use tailor::wire::DecideRequest;
+use tailor::Engine;
+
+fn check_decision(case: &str, placement: &str, want: &Value, got: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    let mut expect = |field: &str, w: &Value| {
+        let g = got.get(field).unwrap_or(&Value::Null);
+        if g != w {
+            errs.push(format!("{case}: placement `{placement}`: {field} is {g}, expected {w}"));
+        }
+    };
+    match want {
+        Value::Null => {
+            expect("experience", &Value::Null);
+            expect("reason", &Value::String("default".into()));
+        }
+        Value::String(e) => {
+            expect("experience", &Value::String(e.clone()));
+            expect("reason", &Value::String("matched".into()));
+        }
+        Value::Object(m) => {
+            for (k, w) in m {
+                expect(k, w);
+            }
+            if m.contains_key("experience") && !m.contains_key("reason") {
+                expect("reason", &Value::String("matched".into()));
+            }
+        }
+        other => errs.push(format!("{case}: bad expectation {other}")),
+    }
+    errs
+}
+
+fn run_file(name: &str) -> usize {
+    let path = root().join("tests/conformance").join(name);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let bundle_dir = root().join(doc["bundle"].as_str().unwrap());
+    let from_source = engine(&bundle_dir);
+    // The same bundle through the artifact path: build, serialize, load.
+    let files = sources(&bundle_dir);
+    let (checked, _) = tailor::bundle::load_sources(&files).unwrap();
+    let artifact = serde_json::to_vec(&tailor::bundle::to_artifact(&checked)).unwrap();
+    let from_artifact = Engine::from_artifact(&artifact).unwrap_or_else(|e| panic!("{e:?}"));
+
+    let mut failures = Vec::new();
+    let cases = doc["cases"].as_array().unwrap();
+    for case in cases {
+        let cname = case["name"].as_str().unwrap();
+        let expect = case["expect"].as_object().unwrap();
+        let mut req = case["request"].clone();
+        if req.get("placements").is_none() {
+            req["placements"] = Value::Array(expect.keys().map(|k| Value::String(k.clone())).collect());
+        }
+        let req_bytes = serde_json::to_vec(&req).unwrap();
+        let profile = case.get("profile").map(|p| serde_json::to_vec(p).unwrap());
+        let now = tailor::time::parse_timestamp(case["now"].as_str().unwrap()).unwrap();
+        let a = from_source.decide_json(&req_bytes, profile.as_deref(), now).unwrap_or_else(|e| panic!("{cname}: {e:?}"));
+        let b = from_artifact.decide_json(&req_bytes, profile.as_deref(), now).unwrap();
+        let (ja, jb) = (serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!(ja, jb, "{cname}: source and artifact engines disagree");
+        // With explain on, decisions must not change.
+        let mut req_explain: DecideRequest = serde_json::from_slice(&req_bytes).unwrap();
+        req_explain.explain = true;
+        let p = profile.as_deref().map(|p| from_source.decode_profile(p).unwrap());
+        let c = from_source.decide(&req_explain, p.as_ref(), now);
+        for (x, y) in a.decisions.iter().zip(&c.decisions) {
+            assert_eq!((&x.experience, &x.variant, x.reason), (&y.experience, &y.variant, y.reason), "{cname}: explain changed the decision");
+            assert!(y.trace.is_some(), "{cname}: explain gave no trace");
+        }
+        let got: Value = serde_json::from_str(&ja).unwrap();
+        for (placement, want) in expect {
+            let d = got["decisions"].as_array().unwrap().iter().find(|d| d["placement"] == placement.as_str());
+            match d {
+                Some(d) => failures.extend(check_decision(cname, placement, want, d)),
+                None => failures.push(format!("{cname}: no decision for `{placement}`")),
+            }
+        }
+        let notes: Vec<&str> = got["notes"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        if let Some(want) = case.get("expect_notes") {
+            for w in want.as_array().unwrap() {
+                if !notes.contains(&w.as_str().unwrap()) {
+                    failures.push(format!("{cname}: missing note {w}; notes are {notes:?}"));
+                }
+            }
+        } else if !notes.is_empty() {
+            failures.push(format!("{cname}: unexpected notes {notes:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} conformance failures:\n{}", failures.len(), failures.join("\n"));
+    cases.len()
+}
+
+#[test]
+fn features() {
+    assert!(run_file("features.json") >= 8);
+}
+
+#[test]
+fn allocation() {
+    assert!(run_file("allocation.json") >= 20);
+}
+
+#[test]
+fn retail() {
+    assert!(run_file("retail.json") >= 8);
+}
+
+#[test]
+fn every_corpus_file_is_run() {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("tests/conformance"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["allocation.json", "features.json", "retail.json"], "add new corpus files to this suite");
+}
