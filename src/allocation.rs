@@ -63,11 +63,9 @@ pub fn variant_bounds(weights: &[u32]) -> Vec<u32> {
         .iter()
         .map(|w| {
             cum += u64::from(*w);
-            if total == 0 {
-                0
-            } else {
-                u32::try_from(cum * u64::from(BUCKETS) / total).unwrap_or(BUCKETS)
-            }
+            (cum * u64::from(BUCKETS))
+                .checked_div(total)
+                .map_or(0, |b| u32::try_from(b).unwrap_or(BUCKETS))
         })
         .collect()
 }
@@ -87,23 +85,36 @@ const C2: u32 = 0x1b87_3593;
 impl Murmur3 {
     /// A hasher with `seed`.
     pub fn new(seed: u32) -> Murmur3 {
-        Murmur3 { h: seed, tail: 0, tail_len: 0, len: 0 }
+        Murmur3 {
+            h: seed,
+            tail: 0,
+            tail_len: 0,
+            len: 0,
+        }
     }
 
     #[inline]
     fn mix(&mut self, k: u32) {
         let k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
         self.h ^= k;
-        self.h = self.h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+        self.h = self
+            .h
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
     }
 
     /// Feed bytes.
     pub fn write(&mut self, bytes: &[u8]) {
-        self.len = self.len.wrapping_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+        self.len = self
+            .len
+            .wrapping_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
         let mut rest = bytes;
         // Complete a partial block left by the previous write.
         while self.tail_len > 0 {
-            let Some((&b, r)) = rest.split_first() else { return };
+            let Some((&b, r)) = rest.split_first() else {
+                return;
+            };
             self.tail |= u32::from(b) << (8 * self.tail_len);
             self.tail_len += 1;
             rest = r;

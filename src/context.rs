@@ -45,7 +45,10 @@ impl EventTable {
     /// Value of `field` in row `row` (missing when out of range).
     #[inline]
     pub fn get(&self, field: u16, row: usize) -> &Value {
-        self.cols.get(field as usize).and_then(|c| c.get(row)).unwrap_or(&Value::Missing)
+        self.cols
+            .get(field as usize)
+            .and_then(|c| c.get(row))
+            .unwrap_or(&Value::Missing)
     }
 }
 
@@ -73,11 +76,14 @@ impl Profile {
     }
 }
 
+/// Field name → (column, type) of one event kind.
+type FieldMap = HashMap<Box<str>, (u16, Type)>;
+
 /// How to decode profiles for one bundle: names to indexes, precomputed at load.
 #[derive(Clone, Debug, Default)]
 pub struct ProfileLayout {
     traits: HashMap<Box<str>, (u16, Type)>,
-    events: HashMap<Box<str>, (u16, HashMap<Box<str>, (u16, Type)>)>,
+    events: HashMap<Box<str>, (u16, FieldMap)>,
     consent: HashMap<Box<str>, u16>,
     exposures: HashMap<Box<str>, u16>,
     trait_count: usize,
@@ -90,13 +96,23 @@ impl ProfileLayout {
     /// Layout for `schema`; `capped` lists experiences whose exposure counts matter (frequency caps).
     pub fn new(schema: &Schema, capped: &[String]) -> ProfileLayout {
         let idx = crate::schema::index16;
-        let traits = schema.traits.iter().enumerate().map(|(i, f)| (f.name.as_str().into(), (idx(i), f.ty))).collect();
+        let traits = schema
+            .traits
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.as_str().into(), (idx(i), f.ty)))
+            .collect();
         let events = schema
             .events
             .iter()
             .enumerate()
             .map(|(i, k): (usize, &EventKind)| {
-                let fields = k.fields.iter().enumerate().map(|(j, f)| (f.name.as_str().into(), (idx(j), f.ty))).collect();
+                let fields = k
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(j, f)| (f.name.as_str().into(), (idx(j), f.ty)))
+                    .collect();
                 (k.name.as_str().into(), (idx(i), fields))
             })
             .collect();
@@ -105,7 +121,11 @@ impl ProfileLayout {
             .enumerate()
             .map(|(i, c)| (c.into(), idx(i)))
             .collect();
-        let exposures = capped.iter().enumerate().map(|(i, e)| (e.as_str().into(), idx(i))).collect();
+        let exposures = capped
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.as_str().into(), idx(i)))
+            .collect();
         ProfileLayout {
             traits,
             events,
@@ -126,7 +146,9 @@ impl ProfileLayout {
     /// Decode a profile snapshot from JSON bytes.
     pub fn decode(&self, json: &[u8]) -> Result<Profile, String> {
         let mut de = serde_json::Deserializer::from_slice(json);
-        let p = ProfileSeed(self).deserialize(&mut de).map_err(|e| e.to_string())?;
+        let p = ProfileSeed(self)
+            .deserialize(&mut de)
+            .map_err(|e| e.to_string())?;
         de.end().map_err(|e| e.to_string())?;
         Ok(p)
     }
@@ -141,7 +163,14 @@ impl ProfileLayout {
             traits: vec![Value::Missing; self.trait_count],
             segments: Value::Missing,
             consent: vec![None; self.consent_count],
-            events: self.event_fields.iter().map(|n| EventTable { at: Vec::new(), cols: vec![Vec::new(); *n] }).collect(),
+            events: self
+                .event_fields
+                .iter()
+                .map(|n| EventTable {
+                    at: Vec::new(),
+                    cols: vec![Vec::new(); *n],
+                })
+                .collect(),
             exposures: vec![0; self.exposure_count],
             problems: Vec::new(),
         }
@@ -196,7 +225,10 @@ fn finish_table(t: &mut EventTable) {
         order.sort_by_key(|&i| t.at.get(i).copied().unwrap_or(0));
         t.at = order.iter().filter_map(|&i| t.at.get(i).copied()).collect();
         for col in &mut t.cols {
-            *col = order.iter().map(|&i| col.get(i).cloned().unwrap_or_default()).collect();
+            *col = order
+                .iter()
+                .map(|&i| col.get(i).cloned().unwrap_or_default())
+                .collect();
         }
     }
     if t.at.len() > MAX_EVENTS_PER_KIND {
@@ -256,7 +288,14 @@ impl<'de> Visitor<'de> for TraitsSeed<'_> {
                 Some(&(i, ty)) => {
                     let (v, problem) = map.next_value_seed(TypedSeed(ty))?;
                     if let Some(found) = problem {
-                        self.p.problems.push((PathKey::Trait(i), format!("`profile.{}` should be a {}, found {found}", key.0, ty.name())));
+                        self.p.problems.push((
+                            PathKey::Trait(i),
+                            format!(
+                                "`profile.{}` should be a {}, found {found}",
+                                key.0,
+                                ty.name()
+                            ),
+                        ));
                     }
                     if let Some(slot) = self.p.traits.get_mut(i as usize) {
                         *slot = v;
@@ -323,7 +362,11 @@ impl<'de> Visitor<'de> for ExposuresSeed<'_> {
             let (v, _) = map.next_value_seed(TypedSeed(Type::Number))?;
             if let (Some(&i), Value::Num(n)) = (self.layout.exposures.get(key.0.as_ref()), v) {
                 if let Some(slot) = self.p.exposures.get_mut(i as usize) {
-                    *slot = if n.is_finite() && n > 0.0 { n.min(f64::from(u32::MAX)) as u32 } else { 0 };
+                    *slot = if n.is_finite() && n > 0.0 {
+                        n.min(f64::from(u32::MAX)) as u32
+                    } else {
+                        0
+                    };
                 }
             }
         }
@@ -386,7 +429,13 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
     }
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
         let RowsSeed { fields, table } = self;
-        while seq.next_element_seed(RowSeed { fields, table: &mut *table })?.is_some() {}
+        while seq
+            .next_element_seed(RowSeed {
+                fields,
+                table: &mut *table,
+            })?
+            .is_some()
+        {}
         Ok(())
     }
 }
@@ -424,7 +473,12 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             match self.fields.get(key.0.as_ref()) {
                 Some(&(i, ty)) => {
                     let (v, _) = map.next_value_seed(TypedSeed(ty))?;
-                    if let Some(cell) = self.table.cols.get_mut(i as usize).and_then(|c| c.get_mut(row)) {
+                    if let Some(cell) = self
+                        .table
+                        .cols
+                        .get_mut(i as usize)
+                        .and_then(|c| c.get_mut(row))
+                    {
                         *cell = v;
                     }
                 }
@@ -476,7 +530,10 @@ impl<'de> Visitor<'de> for TypedSeed {
         Ok(match self.0 {
             Type::Number => (Value::Num(v as f64), None),
             Type::Timestamp => (Value::Time(v), None),
-            Type::Version => (Value::Ver(Version([u32::try_from(v).unwrap_or(0), 0, 0, 0])), None),
+            Type::Version => (
+                Value::Ver(Version([u32::try_from(v).unwrap_or(0), 0, 0, 0])),
+                None,
+            ),
             _ => mismatch("a number"),
         })
     }
@@ -487,15 +544,23 @@ impl<'de> Visitor<'de> for TypedSeed {
         Ok(match self.0 {
             Type::Number => (Value::Num(v), None),
             Type::Timestamp if v.is_finite() => (Value::Time(v as i64), None),
-            Type::Version => Version::parse(&v.to_string()).map_or(mismatch("a number"), |x| (Value::Ver(x), None)),
+            Type::Version => Version::parse(&v.to_string())
+                .map_or(mismatch("a number"), |x| (Value::Ver(x), None)),
             _ => mismatch("a number"),
         })
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(match self.0 {
             Type::String => (Value::Str(v.into()), None),
-            Type::Timestamp => fast_timestamp(v).or_else(|| crate::time::parse_timestamp(v)).map_or(mismatch("a string that is not a timestamp"), |t| (Value::Time(t), None)),
-            Type::Version => Version::parse(v).map_or(mismatch("a string that is not a version"), |x| (Value::Ver(x), None)),
+            Type::Timestamp => fast_timestamp(v)
+                .or_else(|| crate::time::parse_timestamp(v))
+                .map_or(mismatch("a string that is not a timestamp"), |t| {
+                    (Value::Time(t), None)
+                }),
+            Type::Version => Version::parse(v)
+                .map_or(mismatch("a string that is not a version"), |x| {
+                    (Value::Ver(x), None)
+                }),
             _ => mismatch("a string"),
         })
     }
@@ -519,7 +584,11 @@ impl<'de> Visitor<'de> for TypedSeed {
                         _ => bad = true,
                     }
                 }
-                Ok(if bad { mismatch("a list with non-strings") } else { (Value::StrList(out.into()), None) })
+                Ok(if bad {
+                    mismatch("a list with non-strings")
+                } else {
+                    (Value::StrList(out.into()), None)
+                })
             }
             Type::NumberList => {
                 let mut out = Vec::new();
@@ -530,7 +599,11 @@ impl<'de> Visitor<'de> for TypedSeed {
                         _ => bad = true,
                     }
                 }
-                Ok(if bad { mismatch("a list with non-numbers") } else { (Value::NumList(out.into()), None) })
+                Ok(if bad {
+                    mismatch("a list with non-numbers")
+                } else {
+                    (Value::NumList(out.into()), None)
+                })
             }
             _ => {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -558,10 +631,23 @@ pub fn fast_timestamp(s: &str) -> Option<i64> {
         }
         Some(n)
     };
-    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+    if b.len() < 20
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
         return None;
     }
-    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
@@ -634,7 +720,9 @@ fn split_url(url: &str) -> UrlParts<'_> {
         None => (None, Some(before_q)),
     };
     // Drop credentials and port from the host.
-    let host = host.map(|h| h.rsplit('@').next().unwrap_or(h)).map(|h| h.split(':').next().unwrap_or(h));
+    let host = host
+        .map(|h| h.rsplit('@').next().unwrap_or(h))
+        .map(|h| h.split(':').next().unwrap_or(h));
     UrlParts { host, path, query }
 }
 
@@ -647,7 +735,10 @@ fn percent_decode(s: &str) -> String {
         match c {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -668,26 +759,44 @@ fn opt_str(s: Option<&String>) -> Value {
 }
 
 fn opt_num(n: Option<f64>) -> Value {
-    n.filter(|n| n.is_finite()).map_or(Value::Missing, Value::Num)
+    n.filter(|n| n.is_finite())
+        .map_or(Value::Missing, Value::Num)
 }
 
 impl<'r> RequestView<'r> {
     /// A view of `req` at `now` (Unix ms).
     pub fn new(req: &'r DecideRequest, now: i64) -> RequestView<'r> {
-        RequestView { req, now, url: None, calendar: None }
+        RequestView {
+            req,
+            now,
+            url: None,
+            calendar: None,
+        }
     }
 
     fn url(&mut self) -> UrlParts<'r> {
         if let Some(u) = self.url {
             return u;
         }
-        let u = self.req.context.url.as_deref().map(split_url).unwrap_or(UrlParts { host: None, path: None, query: None });
+        let u = self
+            .req
+            .context
+            .url
+            .as_deref()
+            .map(split_url)
+            .unwrap_or(UrlParts {
+                host: None,
+                path: None,
+                query: None,
+            });
         self.url = Some(u);
         u
     }
 
     fn query_param(&mut self, name: &str) -> Value {
-        let Some(q) = self.url().query else { return Value::Missing };
+        let Some(q) = self.url().query else {
+            return Value::Missing;
+        };
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if k == name || (k.contains(['%', '+']) && percent_decode(k) == name) {
@@ -698,9 +807,15 @@ impl<'r> RequestView<'r> {
     }
 
     fn calendar(&mut self) -> &crate::time::Calendar {
-        let zone = self.req.context.geo.as_ref().and_then(|g| g.time_zone.as_deref());
+        let zone = self
+            .req
+            .context
+            .geo
+            .as_ref()
+            .and_then(|g| g.time_zone.as_deref());
         let now = self.now;
-        self.calendar.get_or_insert_with(|| crate::time::calendar(now, zone))
+        self.calendar
+            .get_or_insert_with(|| crate::time::calendar(now, zone))
     }
 
     /// The value of a request-derived path, and a note when the input had the wrong type.
@@ -712,8 +827,13 @@ impl<'r> RequestView<'r> {
                 let dev = c.device.as_ref();
                 match b {
                     Builtin::Url => opt_str(c.url.as_ref()),
-                    Builtin::Path => self.url().path.map_or(Value::Missing, |p| Value::Str(p.into())),
-                    Builtin::Host => self.url().host.map_or(Value::Missing, |h| Value::Str(h.to_ascii_lowercase().into())),
+                    Builtin::Path => self
+                        .url()
+                        .path
+                        .map_or(Value::Missing, |p| Value::Str(p.into())),
+                    Builtin::Host => self.url().host.map_or(Value::Missing, |h| {
+                        Value::Str(h.to_ascii_lowercase().into())
+                    }),
                     Builtin::Referrer => opt_str(c.referrer.as_ref()),
                     Builtin::UtmSource => self.query_param("utm_source"),
                     Builtin::UtmMedium => self.query_param("utm_medium"),
@@ -721,7 +841,9 @@ impl<'r> RequestView<'r> {
                     Builtin::UtmTerm => self.query_param("utm_term"),
                     Builtin::UtmContent => self.query_param("utm_content"),
                     Builtin::GeoPoint => match geo.map(|g| (g.latitude, g.longitude)) {
-                        Some((Some(lat), Some(lon))) if lat.is_finite() && lon.is_finite() => Value::Geo(lat, lon),
+                        Some((Some(lat), Some(lon))) if lat.is_finite() && lon.is_finite() => {
+                            Value::Geo(lat, lon)
+                        }
                         _ => Value::Missing,
                     },
                     Builtin::Country => opt_str(geo.and_then(|g| g.country.as_ref())),
@@ -735,12 +857,20 @@ impl<'r> RequestView<'r> {
                     Builtin::AccuracyKm => opt_num(geo.and_then(|g| g.accuracy_km)),
                     Builtin::DeviceType => opt_str(dev.and_then(|d| d.kind.as_ref())),
                     Builtin::Os => opt_str(dev.and_then(|d| d.os.as_ref())),
-                    Builtin::OsVersion => dev.and_then(|d| d.os_version.as_deref()).and_then(Version::parse).map_or(Value::Missing, Value::Ver),
+                    Builtin::OsVersion => dev
+                        .and_then(|d| d.os_version.as_deref())
+                        .and_then(Version::parse)
+                        .map_or(Value::Missing, Value::Ver),
                     Builtin::Browser => opt_str(dev.and_then(|d| d.browser.as_ref())),
-                    Builtin::BrowserVersion => dev.and_then(|d| d.browser_version.as_deref()).and_then(Version::parse).map_or(Value::Missing, Value::Ver),
+                    Builtin::BrowserVersion => dev
+                        .and_then(|d| d.browser_version.as_deref())
+                        .and_then(Version::parse)
+                        .map_or(Value::Missing, Value::Ver),
                     Builtin::Brand => opt_str(dev.and_then(|d| d.brand.as_ref())),
                     Builtin::Model => opt_str(dev.and_then(|d| d.model.as_ref())),
-                    Builtin::IsBot => dev.and_then(|d| d.is_bot).map_or(Value::Missing, Value::Bool),
+                    Builtin::IsBot => dev
+                        .and_then(|d| d.is_bot)
+                        .map_or(Value::Missing, Value::Bool),
                     Builtin::Now => Value::Time(self.now),
                     Builtin::Hour => Value::Num(f64::from(self.calendar().hour)),
                     Builtin::Minute => Value::Num(f64::from(self.calendar().minute)),
@@ -755,21 +885,40 @@ impl<'r> RequestView<'r> {
                 }
             }
             PathKey::Query(name) => self.query_param(name),
-            PathKey::Header(name) => {
-                c.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(Value::Missing, |(_, v)| Value::Str(v.as_str().into()))
-            }
+            PathKey::Header(name) => c
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map_or(Value::Missing, |(_, v)| Value::Str(v.as_str().into())),
             PathKey::Cookie(name) => opt_str(c.cookies.get(name)),
             PathKey::Attribute(i) => {
-                let Some(field) = schema.attributes.get(*i as usize) else { return (Value::Missing, None) };
-                let Some(raw) = c.attributes.get(&field.name) else { return (Value::Missing, None) };
+                let Some(field) = schema.attributes.get(*i as usize) else {
+                    return (Value::Missing, None);
+                };
+                let Some(raw) = c.attributes.get(&field.name) else {
+                    return (Value::Missing, None);
+                };
                 return match TypedSeed(field.ty).deserialize(raw) {
                     Ok((v, None)) => (v, None),
-                    Ok((v, Some(found))) => (v, Some(format!("`attributes.{}` should be a {}, found {found}", field.name, field.ty.name()))),
-                    Err(e) => (Value::Missing, Some(format!("`attributes.{}`: {e}", field.name))),
+                    Ok((v, Some(found))) => (
+                        v,
+                        Some(format!(
+                            "`attributes.{}` should be a {}, found {found}",
+                            field.name,
+                            field.ty.name()
+                        )),
+                    ),
+                    Err(e) => (
+                        Value::Missing,
+                        Some(format!("`attributes.{}`: {e}", field.name)),
+                    ),
                 };
             }
             // Profile keys are read from the decoded profile, not from the request.
-            PathKey::Trait(_) | PathKey::ProfileSegments | PathKey::Consent(_) | PathKey::Events(_) => Value::Missing,
+            PathKey::Trait(_)
+            | PathKey::ProfileSegments
+            | PathKey::Consent(_)
+            | PathKey::Events(_) => Value::Missing,
         };
         (v, None)
     }
@@ -781,7 +930,12 @@ mod tests {
 
     #[test]
     fn fast_timestamp_agrees_with_jiff() {
-        for s in ["2026-11-24T10:00:00Z", "1999-02-28T23:59:59.5+09:00", "2000-03-01T00:00:00-05:30", "1969-12-31T23:59:59.999Z"] {
+        for s in [
+            "2026-11-24T10:00:00Z",
+            "1999-02-28T23:59:59.5+09:00",
+            "2000-03-01T00:00:00-05:30",
+            "1969-12-31T23:59:59.999Z",
+        ] {
             assert_eq!(fast_timestamp(s), crate::time::parse_timestamp(s), "{s}");
         }
         assert_eq!(fast_timestamp("2026-13-01T00:00:00Z"), None);
@@ -790,7 +944,14 @@ mod tests {
     #[test]
     fn url_parts() {
         let u = split_url("https://user@Shop.example:8443/sale/shoes?utm_source=news&q=a%20b#top");
-        assert_eq!((u.host, u.path, u.query), (Some("Shop.example"), Some("/sale/shoes"), Some("utm_source=news&q=a%20b")));
+        assert_eq!(
+            (u.host, u.path, u.query),
+            (
+                Some("Shop.example"),
+                Some("/sale/shoes"),
+                Some("utm_source=news&q=a%20b")
+            )
+        );
         assert_eq!(percent_decode("a%20b+c%zz"), "a b c%zz");
     }
 }

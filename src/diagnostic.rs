@@ -33,7 +33,11 @@ pub struct Span {
 impl Span {
     /// A span in `file` from `start` to `end` (byte offsets).
     pub fn new(file: u32, start: usize, end: usize) -> Span {
-        Span { file, start: clamp_u32(start), end: clamp_u32(end.max(start)) }
+        Span {
+            file,
+            start: clamp_u32(start),
+            end: clamp_u32(end.max(start)),
+        }
     }
 
     /// A sub-span `start..end` relative to this span's start.
@@ -92,7 +96,10 @@ impl Diagnostic {
 
     /// A new warning with `code` and `message`.
     pub fn warning(code: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     /// Attach a source span (resolved to file/line/column by [`Diagnostics::resolve`]).
@@ -207,7 +214,11 @@ impl Diagnostics {
                 "{} error{}{} found",
                 errors,
                 plural(errors),
-                if warnings > 0 { format!(", {} warning{}", warnings, plural(warnings)) } else { String::new() }
+                if warnings > 0 {
+                    format!(", {} warning{}", warnings, plural(warnings))
+                } else {
+                    String::new()
+                }
             );
         }
         out
@@ -235,23 +246,42 @@ fn render_one(out: &mut String, d: &Diagnostic, files: &[SourceFile]) {
             let gutter = line_no.to_string().len();
             let pad = " ".repeat(gutter);
             let _ = writeln!(out, "{pad}--> {}:{}:{}", f.name, line_no, col);
-            let line_text = f.text.lines().nth(line_no.saturating_sub(1) as usize).unwrap_or("");
+            let line_text = f
+                .text
+                .lines()
+                .nth(line_no.saturating_sub(1) as usize)
+                .unwrap_or("");
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{line_no} | {line_text}");
             // Underline in characters; a span running past the line end is cut at the line end.
             let line_chars = line_text.chars().count();
             let start_col = (col as usize).saturating_sub(1).min(line_chars);
-            let span_text = f.text.get(span.start as usize..span.end as usize).unwrap_or("");
+            let span_text = f
+                .text
+                .get(span.start as usize..span.end as usize)
+                .unwrap_or("");
             let first_line = span_text.lines().next().unwrap_or("");
-            let width = first_line.chars().count().clamp(1, (line_chars - start_col).max(1));
-            let _ = writeln!(out, "{pad} | {}{}", " ".repeat(start_col), "^".repeat(width));
+            let width = first_line
+                .chars()
+                .count()
+                .clamp(1, (line_chars - start_col).max(1));
+            let _ = writeln!(
+                out,
+                "{pad} | {}{}",
+                " ".repeat(start_col),
+                "^".repeat(width)
+            );
             if let Some(h) = &d.help {
                 let _ = writeln!(out, "{pad} = help: {h}");
             }
         }
         _ => {
             if let Some(f) = &d.file {
-                let loc = d.location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default();
+                let loc = d
+                    .location
+                    .as_deref()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default();
                 let _ = writeln!(out, " --> {f}{loc}");
             } else if let Some(l) = &d.location {
                 let _ = writeln!(out, " --> {l}");
@@ -270,7 +300,11 @@ pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (clamp_u32(line), clamp_u32(col))
 }
 
@@ -326,7 +360,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("contry", ["country", "city"]).as_deref(), Some("did you mean `country`?"));
+        assert_eq!(
+            did_you_mean("contry", ["country", "city"]).as_deref(),
+            Some("did you mean `country`?")
+        );
         assert_eq!(did_you_mean("zzz", ["country", "city"]), None);
     }
 }

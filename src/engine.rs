@@ -11,7 +11,8 @@ use crate::expr::program::{Area, EvalContext, Evaluator, Program};
 use crate::schema::{PathKey, Schema};
 use crate::value::Value;
 use crate::wire::{
-    BundleRef, Buckets, DecideRequest, DecideResponse, Decision, ErrorResponse, ExperienceTrace, HoldoutTrace, Outcome, Reason, Trace,
+    Buckets, BundleRef, DecideRequest, DecideResponse, Decision, ErrorResponse, ExperienceTrace,
+    HoldoutTrace, Outcome, Reason, Trace,
 };
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
@@ -75,12 +76,16 @@ pub struct Engine {
 
 fn raw(v: &serde_json::Value) -> Arc<RawValue> {
     let text = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
-    RawValue::from_string(text).map(Arc::from).unwrap_or_else(|_| null_raw())
+    RawValue::from_string(text)
+        .map(Arc::from)
+        .unwrap_or_else(|_| null_raw())
 }
 
 fn null_raw() -> Arc<RawValue> {
     // `null` is always valid JSON; the fallback keeps this total without unwrap.
-    RawValue::from_string("null".into()).map(Arc::from).unwrap_or_else(|_| Arc::from(Box::<RawValue>::default()))
+    RawValue::from_string("null".into())
+        .map(Arc::from)
+        .unwrap_or_else(|_| Arc::from(Box::<RawValue>::default()))
 }
 
 impl Engine {
@@ -89,9 +94,16 @@ impl Engine {
         let def = &c.def;
         let mut program = Program {
             regexes: c.regexes,
-            areas: def.areas.iter().map(|a| Area::new(a.polygon.iter().map(|p| (p[0], p[1])).collect())).collect(),
+            areas: def
+                .areas
+                .iter()
+                .map(|a| Area::new(a.polygon.iter().map(|p| (p[0], p[1])).collect()))
+                .collect(),
             segment_names: def.segments.iter().map(|s| s.id.as_str().into()).collect(),
-            consent_names: std::iter::once("personalization").chain(def.schema.consent.iter().map(String::as_str)).map(Into::into).collect(),
+            consent_names: std::iter::once("personalization")
+                .chain(def.schema.consent.iter().map(String::as_str))
+                .map(Into::into)
+                .collect(),
             ..Program::default()
         };
         for (s, t) in def.segments.iter().zip(&c.segments) {
@@ -100,7 +112,12 @@ impl Engine {
         }
         // Segment reads and profile use, transitively (the graph is acyclic: checked at load).
         let mut seg_reads: Vec<Option<Vec<PathKey>>> = vec![None; c.segments.len()];
-        fn reads_of(t: &crate::expr::check::TExpr, segs: &[crate::expr::check::TExpr], memo: &mut Vec<Option<Vec<PathKey>>>, depth: usize) -> Vec<PathKey> {
+        fn reads_of(
+            t: &crate::expr::check::TExpr,
+            segs: &[crate::expr::check::TExpr],
+            memo: &mut Vec<Option<Vec<PathKey>>>,
+            depth: usize,
+        ) -> Vec<PathKey> {
             let mut out = Vec::new();
             t.walk(&mut |x| match &x.kind {
                 crate::expr::check::TKind::Path(k) => out.push(k.clone()),
@@ -115,7 +132,10 @@ impl Engine {
                 let r = match memo.get(i).cloned().flatten() {
                     Some(r) => r,
                     None => {
-                        let r = segs.get(i).map(|st| reads_of(st, segs, memo, depth + 1)).unwrap_or_default();
+                        let r = segs
+                            .get(i)
+                            .map(|st| reads_of(st, segs, memo, depth + 1))
+                            .unwrap_or_default();
                         if let Some(m) = memo.get_mut(i) {
                             *m = Some(r.clone());
                         }
@@ -135,12 +155,18 @@ impl Engine {
         for (pi, p) in def.placements.iter().enumerate() {
             let mut exps = Vec::with_capacity(p.experiences.len());
             for (ei, e) in p.experiences.iter().enumerate() {
-                let typed = c.audiences.get(pi).and_then(|r| r.get(ei)).and_then(Option::as_ref);
+                let typed = c
+                    .audiences
+                    .get(pi)
+                    .and_then(|r| r.get(ei))
+                    .and_then(Option::as_ref);
                 let audience = match (typed, &e.audience) {
                     (Some(t), Some(text)) => Some(program.add(t, text)),
                     _ => None,
                 };
-                let reads = typed.map(|t| reads_of(t, &c.segments, &mut seg_reads, 0)).unwrap_or_default();
+                let reads = typed
+                    .map(|t| reads_of(t, &c.segments, &mut seg_reads, 0))
+                    .unwrap_or_default();
                 let personalized = reads.iter().any(PathKey::reads_profile);
                 let weights: Vec<u32> = e.variants.iter().map(|v| v.weight).collect();
                 let bounds = variant_bounds(&weights);
@@ -148,7 +174,11 @@ impl Engine {
                     .variants
                     .iter()
                     .zip(bounds)
-                    .map(|(v, bound)| Variant { id: v.id.as_str().into(), bound, content: raw(&v.content) })
+                    .map(|(v, bound)| Variant {
+                        id: v.id.as_str().into(),
+                        bound,
+                        content: raw(&v.content),
+                    })
                     .collect();
                 let exclusion = e.exclusion_group.as_ref().map(|g| {
                     let gi = match groups.iter().position(|x| **x == **g) {
@@ -185,7 +215,7 @@ impl Engine {
                 });
             }
             // Priority first (higher wins), file order among equals: a stable sort keeps file order.
-            exps.sort_by(|a, b| b.priority.cmp(&a.priority));
+            exps.sort_by_key(|e| std::cmp::Reverse(e.priority));
             let holdouts = def
                 .holdouts
                 .iter()
@@ -193,7 +223,12 @@ impl Engine {
                 .filter(|(_, h)| h.placements.is_empty() || h.placements.contains(&p.id))
                 .map(|(i, _)| crate::schema::index16(i))
                 .collect();
-            placements.push(Placement { id: p.id.as_str().into(), default: raw(&p.default), experiences: exps, holdouts });
+            placements.push(Placement {
+                id: p.id.as_str().into(),
+                default: raw(&p.default),
+                experiences: exps,
+                holdouts,
+            });
         }
         // Now that group sizes are known, fill in the member counts.
         for p in &mut placements {
@@ -203,14 +238,25 @@ impl Engine {
                 }
             }
         }
-        let index = placements.iter().enumerate().map(|(i, p)| (p.id.clone(), crate::schema::index16(i))).collect();
+        let index = placements
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), crate::schema::index16(i)))
+            .collect();
         let holdouts = def
             .holdouts
             .iter()
-            .map(|h| Holdout { id: h.id.as_str().into(), buckets: (h.percent * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32 })
+            .map(|h| Holdout {
+                id: h.id.as_str().into(),
+                buckets: (h.percent * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32,
+            })
             .collect();
         Engine {
-            bundle: BundleRef { id: def.id.clone(), version: def.version.clone(), hash: c.hash.clone() },
+            bundle: BundleRef {
+                id: def.id.clone(),
+                version: def.version.clone(),
+                hash: c.hash.clone(),
+            },
             salt: def.salt.as_str().into(),
             require_consent: def.require_consent,
             layout: ProfileLayout::new(&def.schema, &capped),
@@ -255,18 +301,34 @@ impl Engine {
 
     /// Decode a profile snapshot (JSON bytes) for this bundle's schema.
     pub fn decode_profile(&self, json: &[u8]) -> Result<Profile, ErrorResponse> {
-        self.layout.decode(json).map_err(|e| ErrorResponse::new("invalid_profile", format!("the profile snapshot is not valid: {e}")))
+        self.layout.decode(json).map_err(|e| {
+            ErrorResponse::new(
+                "invalid_profile",
+                format!("the profile snapshot is not valid: {e}"),
+            )
+        })
     }
 
     /// Decode a profile snapshot given as a JSON value.
     pub fn decode_profile_value(&self, v: &serde_json::Value) -> Result<Profile, ErrorResponse> {
-        self.layout.decode_value(v).map_err(|e| ErrorResponse::new("invalid_profile", format!("the profile snapshot is not valid: {e}")))
+        self.layout.decode_value(v).map_err(|e| {
+            ErrorResponse::new(
+                "invalid_profile",
+                format!("the profile snapshot is not valid: {e}"),
+            )
+        })
     }
 
     /// Parse a request and an optional profile from JSON and decide.
-    pub fn decide_json(&self, request: &[u8], profile: Option<&[u8]>, now_ms: i64) -> Result<DecideResponse, ErrorResponse> {
-        let req: DecideRequest =
-            serde_json::from_slice(request).map_err(|e| ErrorResponse::new("invalid_request", format!("the request is not valid: {e}")))?;
+    pub fn decide_json(
+        &self,
+        request: &[u8],
+        profile: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<DecideResponse, ErrorResponse> {
+        let req: DecideRequest = serde_json::from_slice(request).map_err(|e| {
+            ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))
+        })?;
         let profile = profile.map(|p| self.decode_profile(p)).transpose()?;
         self.validate(&req)?;
         Ok(self.decide(&req, profile.as_ref(), now_ms))
@@ -278,14 +340,22 @@ impl Engine {
         if req.placements.len() > MAX_PLACEMENTS_PER_REQUEST {
             return Err(ErrorResponse::new(
                 "invalid_request",
-                format!("{} placements requested; the limit is {MAX_PLACEMENTS_PER_REQUEST}", req.placements.len()),
+                format!(
+                    "{} placements requested; the limit is {MAX_PLACEMENTS_PER_REQUEST}",
+                    req.placements.len()
+                ),
             ));
         }
         Ok(())
     }
 
     /// Build the evaluation context: request slots computed for the paths this bundle uses.
-    pub fn context<'p>(&self, req: &DecideRequest, profile: Option<&'p Profile>, now_ms: i64) -> (EvalContext<'p>, Vec<(PathKey, String)>) {
+    pub fn context<'p>(
+        &self,
+        req: &DecideRequest,
+        profile: Option<&'p Profile>,
+        now_ms: i64,
+    ) -> (EvalContext<'p>, Vec<(PathKey, String)>) {
         let mut view = RequestView::new(req, now_ms);
         let mut problems = Vec::new();
         let slots: Vec<Value> = self
@@ -303,7 +373,14 @@ impl Engine {
         if let Some(p) = profile {
             problems.extend(p.problems.iter().cloned());
         }
-        (EvalContext { slots, profile, now: now_ms }, problems)
+        (
+            EvalContext {
+                slots,
+                profile,
+                now: now_ms,
+            },
+            problems,
+        )
     }
 
     fn consent_denied(&self, req: &DecideRequest, profile: Option<&Profile>) -> bool {
@@ -316,7 +393,12 @@ impl Engine {
     }
 
     /// Decide every requested placement. Total: never fails, never panics.
-    pub fn decide(&self, req: &DecideRequest, profile: Option<&Profile>, now_ms: i64) -> DecideResponse {
+    pub fn decide(
+        &self,
+        req: &DecideRequest,
+        profile: Option<&Profile>,
+        now_ms: i64,
+    ) -> DecideResponse {
         let denied = self.consent_denied(req, profile);
         let visible = if denied { None } else { profile };
         let (ctx, problems) = self.context(req, visible, now_ms);
@@ -327,7 +409,11 @@ impl Engine {
             .take(MAX_PLACEMENTS_PER_REQUEST)
             .map(|name| self.decide_placement(name, req, &ctx, &mut ev, denied, &problems))
             .collect();
-        DecideResponse { bundle: self.bundle.clone(), decisions, notes: problems.into_iter().map(|(_, n)| n).collect() }
+        DecideResponse {
+            bundle: self.bundle.clone(),
+            decisions,
+            notes: problems.into_iter().map(|(_, n)| n).collect(),
+        }
     }
 
     fn decide_placement(
@@ -340,44 +426,91 @@ impl Engine {
         problems: &[(PathKey, String)],
     ) -> Decision {
         let explain = req.explain;
-        let Some(p) = self.index.get(name).and_then(|&i| self.placements.get(i as usize)) else {
+        let Some(p) = self
+            .index
+            .get(name)
+            .and_then(|&i| self.placements.get(i as usize))
+        else {
             return Decision {
                 placement: name.to_string(),
                 experience: None,
                 variant: None,
                 content: null_raw(),
                 reason: Reason::UnknownPlacement,
-                trace: explain.then(|| Trace { summary: format!("the bundle has no placement `{name}`"), ..Trace::default() }),
+                trace: explain.then(|| Trace {
+                    summary: format!("the bundle has no placement `{name}`"),
+                    ..Trace::default()
+                }),
             };
         };
         let visitor = req.visitor_id.as_deref().filter(|v| !v.is_empty());
         let mut trace = explain.then(Trace::default);
         for &h in &p.holdouts {
-            let Some(hd) = self.holdouts.get(h as usize) else { continue };
+            let Some(hd) = self.holdouts.get(h as usize) else {
+                continue;
+            };
             let b = visitor.map(|v| bucket(&self.salt, Draw::Holdout, &hd.id, v));
             let held = b.is_some_and(|b| b < hd.buckets);
             if let Some(t) = trace.as_mut() {
-                t.holdouts.push(HoldoutTrace { holdout: hd.id.to_string(), bucket: b, held_out: held });
+                t.holdouts.push(HoldoutTrace {
+                    holdout: hd.id.to_string(),
+                    bucket: b,
+                    held_out: held,
+                });
             }
             if held {
                 if let Some(t) = trace.as_mut() {
-                    t.summary = format!("the visitor is in holdout `{}` (bucket {} < {})", hd.id, b.unwrap_or(0), hd.buckets);
+                    t.summary = format!(
+                        "the visitor is in holdout `{}` (bucket {} < {})",
+                        hd.id,
+                        b.unwrap_or(0),
+                        hd.buckets
+                    );
                 }
-                return Decision { placement: name.to_string(), experience: None, variant: None, content: p.default.clone(), reason: Reason::Holdout, trace };
+                return Decision {
+                    placement: name.to_string(),
+                    experience: None,
+                    variant: None,
+                    content: p.default.clone(),
+                    reason: Reason::Holdout,
+                    trace,
+                };
             }
         }
         for e in &p.experiences {
             let mut buckets = Buckets::default();
-            let outcome = self.try_experience(e, visitor, ctx, ev, denied, problems, &mut buckets, trace.is_some());
+            let outcome = self.try_experience(
+                e,
+                visitor,
+                ctx,
+                ev,
+                denied,
+                problems,
+                &mut buckets,
+                trace.is_some(),
+            );
             match outcome {
                 Ok(vi) => {
-                    let Some(v) = e.variants.get(vi) else { continue };
+                    let Some(v) = e.variants.get(vi) else {
+                        continue;
+                    };
                     if let Some(t) = trace.as_mut() {
-                        t.experiences.push(ExperienceTrace { experience: e.id.to_string(), outcome: Outcome::Selected, detail: None, buckets });
+                        t.experiences.push(ExperienceTrace {
+                            experience: e.id.to_string(),
+                            outcome: Outcome::Selected,
+                            detail: None,
+                            buckets,
+                        });
                         let why_variant = match buckets.variant {
                             Some(b) => {
-                                let lo = vi.checked_sub(1).and_then(|i| e.variants.get(i)).map_or(0, |x| x.bound);
-                                format!("; variant `{}` owns buckets {lo}..{} and the visitor drew {b}", v.id, v.bound)
+                                let lo = vi
+                                    .checked_sub(1)
+                                    .and_then(|i| e.variants.get(i))
+                                    .map_or(0, |x| x.bound);
+                                format!(
+                                    "; variant `{}` owns buckets {lo}..{} and the visitor drew {b}",
+                                    v.id, v.bound
+                                )
                             }
                             None => format!("; `{}` is its only variant", v.id),
                         };
@@ -397,7 +530,12 @@ impl Engine {
                 }
                 Err((outcome, detail)) => {
                     if let Some(t) = trace.as_mut() {
-                        t.experiences.push(ExperienceTrace { experience: e.id.to_string(), outcome, detail, buckets });
+                        t.experiences.push(ExperienceTrace {
+                            experience: e.id.to_string(),
+                            outcome,
+                            detail,
+                            buckets,
+                        });
                     }
                 }
             }
@@ -409,7 +547,14 @@ impl Engine {
                 "no experience matched: default content".into()
             };
         }
-        Decision { placement: name.to_string(), experience: None, variant: None, content: p.default.clone(), reason: Reason::Default, trace }
+        Decision {
+            placement: name.to_string(),
+            experience: None,
+            variant: None,
+            content: p.default.clone(),
+            reason: Reason::Default,
+            trace,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -427,15 +572,29 @@ impl Engine {
         if e.start.is_some_and(|s| ctx.now < s) || e.end.is_some_and(|x| ctx.now >= x) {
             let detail = explain.then(|| {
                 let f = |t: Option<i64>| t.map_or("-".to_string(), crate::time::format_timestamp);
-                format!("scheduled {} to {}, now is {}", f(e.start), f(e.end), crate::time::format_timestamp(ctx.now))
+                format!(
+                    "scheduled {} to {}, now is {}",
+                    f(e.start),
+                    f(e.end),
+                    crate::time::format_timestamp(ctx.now)
+                )
             });
             return Err((Outcome::NotScheduled, detail));
         }
         if e.requires_visitor_id && visitor.is_none() {
-            return Err((Outcome::VisitorIdRequired, explain.then(|| "the request has no visitor id".to_string())));
+            return Err((
+                Outcome::VisitorIdRequired,
+                explain.then(|| "the request has no visitor id".to_string()),
+            ));
         }
         if e.personalized && denied {
-            return Err((Outcome::ConsentRequired, explain.then(|| "the audience reads the profile and personalization consent is denied".to_string())));
+            return Err((
+                Outcome::ConsentRequired,
+                explain.then(|| {
+                    "the audience reads the profile and personalization consent is denied"
+                        .to_string()
+                }),
+            ));
         }
         if !problems.is_empty() {
             if let Some((_, note)) = problems.iter().find(|(k, _)| e.reads.contains(k)) {
@@ -458,7 +617,10 @@ impl Engine {
         if let (Some((i, cap)), Some(p)) = (e.cap, ctx.profile) {
             let seen = p.exposures.get(i as usize).copied().unwrap_or(0);
             if seen >= cap {
-                return Err((Outcome::FrequencyCapped, explain.then(|| format!("seen {seen} times, cap {cap}"))));
+                return Err((
+                    Outcome::FrequencyCapped,
+                    explain.then(|| format!("seen {seen} times, cap {cap}")),
+                ));
             }
         }
         let Some(visitor) = visitor else {
@@ -478,7 +640,15 @@ impl Engine {
             let b = bucket(&self.salt, Draw::Traffic, &e.id, visitor);
             buckets.traffic = Some(b);
             if b >= e.traffic {
-                return Err((Outcome::TrafficExcluded, explain.then(|| format!("traffic admits buckets below {}, the visitor drew {b}", e.traffic))));
+                return Err((
+                    Outcome::TrafficExcluded,
+                    explain.then(|| {
+                        format!(
+                            "traffic admits buckets below {}, the visitor drew {b}",
+                            e.traffic
+                        )
+                    }),
+                ));
             }
         }
         if e.variants.len() <= 1 {
@@ -486,12 +656,21 @@ impl Engine {
         }
         let b = bucket(&self.salt, Draw::Variant, &e.id, visitor);
         buckets.variant = Some(b);
-        Ok(e.variants.iter().position(|v| b < v.bound).unwrap_or(e.variants.len() - 1))
+        Ok(e.variants
+            .iter()
+            .position(|v| b < v.bound)
+            .unwrap_or(e.variants.len() - 1))
     }
 
     /// Allocation preview: decide for `visitors` synthetic visitor ids (`visitor-0` …) with the same
     /// request context and profile, and count outcomes per placement, experience and variant.
-    pub fn simulate(&self, base: &DecideRequest, profile: Option<&Profile>, now_ms: i64, visitors: u32) -> Simulation {
+    pub fn simulate(
+        &self,
+        base: &DecideRequest,
+        profile: Option<&Profile>,
+        now_ms: i64,
+        visitors: u32,
+    ) -> Simulation {
         let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let mut req = base.clone();
         req.explain = false;
@@ -503,10 +682,16 @@ impl Engine {
             let r = self.decide(&req, profile, now_ms);
             for d in r.decisions {
                 let key = match d.reason {
-                    Reason::Matched => (d.placement, d.experience.unwrap_or_default(), d.variant.unwrap_or_default()),
+                    Reason::Matched => (
+                        d.placement,
+                        d.experience.unwrap_or_default(),
+                        d.variant.unwrap_or_default(),
+                    ),
                     Reason::Holdout => (d.placement, "(holdout)".into(), String::new()),
                     Reason::Default => (d.placement, "(default)".into(), String::new()),
-                    Reason::UnknownPlacement => (d.placement, "(unknown placement)".into(), String::new()),
+                    Reason::UnknownPlacement => {
+                        (d.placement, "(unknown placement)".into(), String::new())
+                    }
                 };
                 *counts.entry(key).or_default() += 1;
             }
@@ -518,7 +703,11 @@ impl Engine {
                 experience,
                 variant,
                 visitors: n,
-                share: if visitors == 0 { 0.0 } else { n as f64 / f64::from(visitors) },
+                share: if visitors == 0 {
+                    0.0
+                } else {
+                    n as f64 / f64::from(visitors)
+                },
             })
             .collect();
         Simulation { visitors, rows }

@@ -66,8 +66,15 @@ impl Type {
     }
 
     /// Names accepted by [`Type::parse_declared`].
-    pub const DECLARABLE: [&'static str; 7] =
-        ["bool", "number", "string", "timestamp", "version", "list<string>", "list<number>"];
+    pub const DECLARABLE: [&'static str; 7] = [
+        "bool",
+        "number",
+        "string",
+        "timestamp",
+        "version",
+        "list<string>",
+        "list<number>",
+    ];
 }
 
 /// A declared name with its type.
@@ -139,7 +146,10 @@ pub enum PathKey {
 impl PathKey {
     /// True when reading it uses the visitor's profile (subject to consent).
     pub fn reads_profile(&self) -> bool {
-        matches!(self, PathKey::Trait(_) | PathKey::ProfileSegments | PathKey::Consent(_) | PathKey::Events(_))
+        matches!(
+            self,
+            PathKey::Trait(_) | PathKey::ProfileSegments | PathKey::Consent(_) | PathKey::Events(_)
+        )
     }
 }
 
@@ -212,8 +222,12 @@ impl Schema {
         }
         let (head, rest) = path.split_once('.').unwrap_or((path, ""));
         let unknown = |candidates: Vec<String>, extra: Option<String>| {
-            let help = crate::diagnostic::did_you_mean(path, candidates.iter().map(String::as_str)).or(extra);
-            Err(PathError { message: format!("unknown path `{path}`"), help })
+            let help = crate::diagnostic::did_you_mean(path, candidates.iter().map(String::as_str))
+                .or(extra);
+            Err(PathError {
+                message: format!("unknown path `{path}`"),
+                help,
+            })
         };
         match head {
             "request" => {
@@ -246,9 +260,15 @@ impl Schema {
             }
             "attributes" => {
                 if let Some(i) = self.attributes.iter().position(|f| f.name == rest) {
-                    return Ok((PathKey::Attribute(index16(i)), self.attributes.get(i).map(|f| f.ty).unwrap_or(Type::Bool)));
+                    return Ok((
+                        PathKey::Attribute(index16(i)),
+                        self.attributes.get(i).map(|f| f.ty).unwrap_or(Type::Bool),
+                    ));
                 }
-                unknown(self.candidates(), Some("declare custom attributes in `[schema.attributes]`".into()))
+                unknown(
+                    self.candidates(),
+                    Some("declare custom attributes in `[schema.attributes]`".into()),
+                )
             }
             "profile" => {
                 if rest == "segments" {
@@ -260,12 +280,23 @@ impl Schema {
                     }
                     return Err(PathError {
                         message: format!("consent flag `{flag}` is not declared"),
-                        help: crate::diagnostic::did_you_mean(flag, self.consent.iter().map(String::as_str).chain(["personalization"]))
-                            .or_else(|| Some("declare consent flags in `consent` of `[schema]`".into())),
+                        help: crate::diagnostic::did_you_mean(
+                            flag,
+                            self.consent
+                                .iter()
+                                .map(String::as_str)
+                                .chain(["personalization"]),
+                        )
+                        .or_else(|| {
+                            Some("declare consent flags in `consent` of `[schema]`".into())
+                        }),
                     });
                 }
                 if let Some(i) = self.traits.iter().position(|f| f.name == rest) {
-                    return Ok((PathKey::Trait(index16(i)), self.traits.get(i).map(|f| f.ty).unwrap_or(Type::Bool)));
+                    return Ok((
+                        PathKey::Trait(index16(i)),
+                        self.traits.get(i).map(|f| f.ty).unwrap_or(Type::Bool),
+                    ));
                 }
                 if let Some(i) = self.events.iter().position(|e| e.name == rest) {
                     return Ok((PathKey::Events(index16(i)), Type::Events(index16(i))));
@@ -281,8 +312,16 @@ impl Schema {
         let mut v: Vec<String> = BUILTINS.iter().map(|(n, _, _)| (*n).to_string()).collect();
         v.extend(self.traits.iter().map(|f| format!("profile.{}", f.name)));
         v.extend(self.events.iter().map(|e| format!("profile.{}", e.name)));
-        v.extend(self.attributes.iter().map(|f| format!("attributes.{}", f.name)));
-        v.extend(self.headers.iter().map(|h| format!("request.headers.{}", h.replace('-', "_"))));
+        v.extend(
+            self.attributes
+                .iter()
+                .map(|f| format!("attributes.{}", f.name)),
+        );
+        v.extend(
+            self.headers
+                .iter()
+                .map(|h| format!("request.headers.{}", h.replace('-', "_"))),
+        );
         v.extend(self.cookies.iter().map(|c| format!("request.cookies.{c}")));
         v.push("profile.segments".into());
         v.push("profile.consent.personalization".into());

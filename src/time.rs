@@ -13,7 +13,9 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         return Some(ts.as_millisecond());
     }
     let date: civil::Date = s.parse().ok()?;
-    date.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
+    date.to_zoned(TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_millisecond())
 }
 
 /// Parse a local date-time (`2026-12-01T00:00:00` or `2026-12-01`) in the named IANA time zone, or an RFC 3339
@@ -28,9 +30,15 @@ pub fn parse_local(s: &str, zone: Option<&str>) -> Result<i64, String> {
     };
     let dt: civil::DateTime = match s.trim().parse::<civil::DateTime>() {
         Ok(dt) => dt,
-        Err(_) => s.trim().parse::<civil::Date>().map_err(|_| format!("`{s}` is not a date-time"))?.to_datetime(civil::Time::midnight()),
+        Err(_) => s
+            .trim()
+            .parse::<civil::Date>()
+            .map_err(|_| format!("`{s}` is not a date-time"))?
+            .to_datetime(civil::Time::midnight()),
     };
-    dt.to_zoned(tz).map(|z| z.timestamp().as_millisecond()).map_err(|e| format!("`{s}`: {e}"))
+    dt.to_zoned(tz)
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Is `name` a time zone the bundled database knows?
@@ -57,7 +65,9 @@ pub struct Calendar {
 
 /// Calendar fields of `now_ms` in `zone` (UTC when absent or unknown).
 pub fn calendar(now_ms: i64, zone: Option<&str>) -> Calendar {
-    let tz = zone.and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC);
+    let tz = zone
+        .and_then(|z| TimeZone::get(z).ok())
+        .unwrap_or(TimeZone::UTC);
     let ts = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
     let dt = tz.to_datetime(ts);
     let weekday = match dt.weekday() {
@@ -81,7 +91,9 @@ pub fn calendar(now_ms: i64, zone: Option<&str>) -> Calendar {
 
 /// RFC 3339 text of Unix milliseconds (UTC).
 pub fn format_timestamp(ms: i64) -> String {
-    Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_else(|_| ms.to_string())
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 #[cfg(test)]
@@ -93,7 +105,10 @@ mod tests {
         assert_eq!(parse_timestamp("1970-01-01T00:00:01Z"), Some(1000));
         assert_eq!(parse_timestamp("1970-01-02"), Some(86_400_000));
         assert_eq!(parse_timestamp("nope"), None);
-        assert_eq!(parse_local("1970-01-01T09:00:00", Some("Asia/Seoul")), Ok(0));
+        assert_eq!(
+            parse_local("1970-01-01T09:00:00", Some("Asia/Seoul")),
+            Ok(0)
+        );
     }
 
     #[test]
@@ -101,7 +116,10 @@ mod tests {
         // 2026-11-24T10:00:00Z is 19:00 on a Tuesday in Seoul.
         let ms = parse_timestamp("2026-11-24T10:00:00Z").unwrap_or(0);
         let c = calendar(ms, Some("Asia/Seoul"));
-        assert_eq!((c.hour, c.weekday, c.date.as_str()), (19, "tue", "2026-11-24"));
+        assert_eq!(
+            (c.hour, c.weekday, c.date.as_str()),
+            (19, "tue", "2026-11-24")
+        );
         assert_eq!(calendar(ms, Some("Not/AZone")).hour, 10);
     }
 }

@@ -15,7 +15,13 @@ impl Version {
         let mut parts = [0u32; 4];
         let mut any = false;
         for (slot, piece) in parts.iter_mut().zip(s.split(['.', '_'])) {
-            let digits: &str = piece.get(..piece.find(|c: char| !c.is_ascii_digit()).unwrap_or(piece.len())).unwrap_or("");
+            let digits: &str = piece
+                .get(
+                    ..piece
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(piece.len()),
+                )
+                .unwrap_or("");
             if digits.is_empty() {
                 break;
             }

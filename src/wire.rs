@@ -294,7 +294,11 @@ pub struct ErrorResponse {
 impl ErrorResponse {
     /// A new error without diagnostics.
     pub fn new(code: &str, message: impl Into<String>) -> ErrorResponse {
-        ErrorResponse { code: code.to_string(), message: message.into(), errors: Vec::new() }
+        ErrorResponse {
+            code: code.to_string(),
+            message: message.into(),
+            errors: Vec::new(),
+        }
     }
 }
 

@@ -12,7 +12,11 @@ use tailor::wire::{DecideRequest, ErrorResponse};
 use tailor::Engine;
 
 #[derive(Parser)]
-#[command(name = "tailor", version, about = "Real-time personalization engine: check, build and try rule bundles")]
+#[command(
+    name = "tailor",
+    version,
+    about = "Real-time personalization engine: check, build and try rule bundles"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,12 +103,43 @@ fn usage(msg: impl Into<String>) -> Fail {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { paths, error_format } => cmd_check(&paths, error_format),
-        Command::Build { dir, output, error_format } => cmd_build(&dir, &output, error_format),
-        Command::Decide { bundle, request, profile, now, explain } => cmd_decide(&bundle, &request, profile.as_deref(), now.as_deref(), explain),
-        Command::Simulate { bundle, visitors, request, profile, now, json } => {
-            cmd_simulate(&bundle, visitors, request.as_deref(), profile.as_deref(), now.as_deref(), json)
-        }
+        Command::Check {
+            paths,
+            error_format,
+        } => cmd_check(&paths, error_format),
+        Command::Build {
+            dir,
+            output,
+            error_format,
+        } => cmd_build(&dir, &output, error_format),
+        Command::Decide {
+            bundle,
+            request,
+            profile,
+            now,
+            explain,
+        } => cmd_decide(
+            &bundle,
+            &request,
+            profile.as_deref(),
+            now.as_deref(),
+            explain,
+        ),
+        Command::Simulate {
+            bundle,
+            visitors,
+            request,
+            profile,
+            now,
+            json,
+        } => cmd_simulate(
+            &bundle,
+            visitors,
+            request.as_deref(),
+            profile.as_deref(),
+            now.as_deref(),
+            json,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,9 +158,11 @@ fn read_dir_sources(dir: &Path) -> Result<Vec<SourceFile>, Fail> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| usage(format!("error: cannot read `{}`: {e}", d.display())))?;
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| usage(format!("error: cannot read `{}`: {e}", d.display())))?;
         for entry in entries {
-            let entry = entry.map_err(|e| usage(format!("error: cannot read `{}`: {e}", d.display())))?;
+            let entry =
+                entry.map_err(|e| usage(format!("error: cannot read `{}`: {e}", d.display())))?;
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
@@ -138,8 +175,12 @@ fn read_dir_sources(dir: &Path) -> Result<Vec<SourceFile>, Fail> {
     found
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| usage(format!("error: cannot read `{}`: {e}", p.display())))?;
-            Ok(SourceFile { name: p.display().to_string(), text })
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| usage(format!("error: cannot read `{}`: {e}", p.display())))?;
+            Ok(SourceFile {
+                name: p.display().to_string(),
+                text,
+            })
         })
         .collect()
 }
@@ -157,7 +198,8 @@ fn load(path: &Path) -> Result<Loaded, Fail> {
             Err(d) => Loaded::Invalid(d, files),
         })
     } else {
-        let bytes = std::fs::read(path).map_err(|e| usage(format!("error: cannot read `{}`: {e}", path.display())))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| usage(format!("error: cannot read `{}`: {e}", path.display())))?;
         let name = path.display().to_string();
         Ok(match bundle::load_artifact(&bytes) {
             Ok(c) => Loaded::Ok(Box::new(c), Diagnostics::default(), Vec::new()),
@@ -179,7 +221,10 @@ fn load(path: &Path) -> Result<Loaded, Fail> {
 fn report(d: &Diagnostics, files: &[SourceFile], format: ErrorFormat) {
     match format {
         ErrorFormat::Human => eprint!("{}", d.render(files)),
-        ErrorFormat::Json => println!("{}", serde_json::to_string_pretty(d.items()).unwrap_or_default()),
+        ErrorFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(d.items()).unwrap_or_default()
+        ),
     }
 }
 
@@ -227,7 +272,10 @@ fn cmd_check(paths: &[PathBuf], format: ErrorFormat) -> Result<(), Fail> {
 
 fn cmd_build(dir: &Path, output: &Path, format: ErrorFormat) -> Result<(), Fail> {
     if !dir.is_dir() {
-        return Err(usage(format!("error: `{}` is not a bundle directory", dir.display())));
+        return Err(usage(format!(
+            "error: `{}` is not a bundle directory",
+            dir.display()
+        )));
     }
     match load(dir)? {
         Loaded::Ok(c, d, files) => {
@@ -235,9 +283,17 @@ fn cmd_build(dir: &Path, output: &Path, format: ErrorFormat) -> Result<(), Fail>
                 eprint!("{}", d.render(&files));
             }
             let artifact = bundle::to_artifact(&c);
-            let json = serde_json::to_string_pretty(&artifact).map_err(|e| Fail(1, format!("error: {e}")))?;
-            std::fs::write(output, json + "\n").map_err(|e| usage(format!("error: cannot write `{}`: {e}", output.display())))?;
-            eprintln!("built `{}` version {} → {} ({})", c.def.id, c.def.version, output.display(), c.hash);
+            let json = serde_json::to_string_pretty(&artifact)
+                .map_err(|e| Fail(1, format!("error: {e}")))?;
+            std::fs::write(output, json + "\n")
+                .map_err(|e| usage(format!("error: cannot write `{}`: {e}", output.display())))?;
+            eprintln!(
+                "built `{}` version {} → {} ({})",
+                c.def.id,
+                c.def.version,
+                output.display(),
+                c.hash
+            );
             Ok(())
         }
         Loaded::Invalid(d, files) => {
@@ -252,16 +308,22 @@ fn engine(path: &Path) -> Result<Engine, Fail> {
         Loaded::Ok(c, _, _) => Ok(Engine::new(*c)),
         Loaded::Invalid(d, files) => {
             report(&d, &files, ErrorFormat::Human);
-            Err(Fail(1, format!("error: the bundle `{}` is invalid", path.display())))
+            Err(Fail(
+                1,
+                format!("error: the bundle `{}` is invalid", path.display()),
+            ))
         }
     }
 }
 
 fn now_ms(now: Option<&str>) -> Result<i64, Fail> {
     match now {
-        Some(s) => tailor::time::parse_timestamp(s).ok_or_else(|| usage(format!("error: `--now {s}` is not an RFC 3339 timestamp"))),
+        Some(s) => tailor::time::parse_timestamp(s)
+            .ok_or_else(|| usage(format!("error: `--now {s}` is not an RFC 3339 timestamp"))),
         None => {
-            let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| usage(format!("error: clock: {e}")))?;
+            let d = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| usage(format!("error: clock: {e}")))?;
             Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         }
     }
@@ -270,22 +332,36 @@ fn now_ms(now: Option<&str>) -> Result<i64, Fail> {
 fn read_input(path: &Path) -> Result<Vec<u8>, Fail> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|e| usage(format!("error: stdin: {e}")))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| usage(format!("error: stdin: {e}")))?;
         return Ok(buf);
     }
     std::fs::read(path).map_err(|e| usage(format!("error: cannot read `{}`: {e}", path.display())))
 }
 
 fn invalid(e: ErrorResponse) -> Fail {
-    Fail(1, serde_json::to_string_pretty(&e).unwrap_or_else(|_| e.to_string()))
+    Fail(
+        1,
+        serde_json::to_string_pretty(&e).unwrap_or_else(|_| e.to_string()),
+    )
 }
 
-fn cmd_decide(bundle: &Path, request: &Path, profile: Option<&Path>, now: Option<&str>, explain: bool) -> Result<(), Fail> {
+fn cmd_decide(
+    bundle: &Path,
+    request: &Path,
+    profile: Option<&Path>,
+    now: Option<&str>,
+    explain: bool,
+) -> Result<(), Fail> {
     let engine = engine(bundle)?;
     let now = now_ms(now)?;
     let req_bytes = read_input(request)?;
-    let mut req: DecideRequest = serde_json::from_slice(&req_bytes)
-        .map_err(|e| invalid(ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))))?;
+    let mut req: DecideRequest = serde_json::from_slice(&req_bytes).map_err(|e| {
+        invalid(ErrorResponse::new(
+            "invalid_request",
+            format!("the request is not valid: {e}"),
+        ))
+    })?;
     req.explain |= explain;
     engine.validate(&req).map_err(invalid)?;
     let profile = match profile {
@@ -293,16 +369,30 @@ fn cmd_decide(bundle: &Path, request: &Path, profile: Option<&Path>, now: Option
         None => None,
     };
     let resp = engine.decide(&req, profile.as_ref(), now);
-    println!("{}", serde_json::to_string_pretty(&resp).map_err(|e| Fail(1, format!("error: {e}")))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&resp).map_err(|e| Fail(1, format!("error: {e}")))?
+    );
     Ok(())
 }
 
-fn cmd_simulate(bundle: &Path, visitors: u32, request: Option<&Path>, profile: Option<&Path>, now: Option<&str>, json: bool) -> Result<(), Fail> {
+fn cmd_simulate(
+    bundle: &Path,
+    visitors: u32,
+    request: Option<&Path>,
+    profile: Option<&Path>,
+    now: Option<&str>,
+    json: bool,
+) -> Result<(), Fail> {
     let engine = engine(bundle)?;
     let now = now_ms(now)?;
     let req: DecideRequest = match request {
-        Some(r) => serde_json::from_slice(&read_input(r)?)
-            .map_err(|e| invalid(ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))))?,
+        Some(r) => serde_json::from_slice(&read_input(r)?).map_err(|e| {
+            invalid(ErrorResponse::new(
+                "invalid_request",
+                format!("the request is not valid: {e}"),
+            ))
+        })?,
         None => DecideRequest::default(),
     };
     let profile = match profile {
@@ -311,15 +401,46 @@ fn cmd_simulate(bundle: &Path, visitors: u32, request: Option<&Path>, profile: O
     };
     let sim = engine.simulate(&req, profile.as_ref(), now, visitors);
     if json {
-        println!("{}", serde_json::to_string_pretty(&sim).map_err(|e| Fail(1, format!("error: {e}")))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sim).map_err(|e| Fail(1, format!("error: {e}")))?
+        );
         return Ok(());
     }
-    let w0 = sim.rows.iter().map(|r| r.placement.len()).max().unwrap_or(0).max(9);
-    let w1 = sim.rows.iter().map(|r| r.experience.len()).max().unwrap_or(0).max(10);
-    let w2 = sim.rows.iter().map(|r| r.variant.len()).max().unwrap_or(0).max(7);
-    println!("{:<w0$}  {:<w1$}  {:<w2$}  {:>9}  {:>7}", "placement", "experience", "variant", "visitors", "share");
+    let w0 = sim
+        .rows
+        .iter()
+        .map(|r| r.placement.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let w1 = sim
+        .rows
+        .iter()
+        .map(|r| r.experience.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let w2 = sim
+        .rows
+        .iter()
+        .map(|r| r.variant.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    println!(
+        "{:<w0$}  {:<w1$}  {:<w2$}  {:>9}  {:>7}",
+        "placement", "experience", "variant", "visitors", "share"
+    );
     for r in &sim.rows {
-        println!("{:<w0$}  {:<w1$}  {:<w2$}  {:>9}  {:>6.2}%", r.placement, r.experience, r.variant, r.visitors, r.share * 100.0);
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>9}  {:>6.2}%",
+            r.placement,
+            r.experience,
+            r.variant,
+            r.visitors,
+            r.share * 100.0
+        );
     }
     println!("{} synthetic visitors", sim.visitors);
     Ok(())

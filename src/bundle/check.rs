@@ -44,23 +44,41 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn at(&mut self, d: Diagnostic, loc: &str) {
         let span = self.locs.get(loc);
-        let d = if span.is_some() { d.at(span) } else { d.location(loc) };
+        let d = if span.is_some() {
+            d.at(span)
+        } else {
+            d.location(loc)
+        };
         self.diags.push(d);
     }
 
-    fn expr_error(&mut self, loc: &str, text: &str, code: &str, msg: String, start: usize, end: usize, help: Option<String>) {
+    #[allow(clippy::too_many_arguments)]
+    fn expr_error(
+        &mut self,
+        loc: &str,
+        text: &str,
+        code: &str,
+        msg: String,
+        start: usize,
+        end: usize,
+        help: Option<String>,
+    ) {
         let d = Diagnostic::error(code, msg).maybe_help(help);
         match self.locs.get(loc) {
             Some(base) => {
                 // Offsets map 1:1 into the file for literal strings; for basic strings with escapes the
                 // column may be off by the escapes before it, never out of the string.
                 let s = base.sub(start, end.max(start + 1));
-                let s = Span { end: s.end.min(base.end.max(s.start + 1)), ..s };
+                let s = Span {
+                    end: s.end.min(base.end.max(s.start + 1)),
+                    ..s
+                };
                 self.diags.push(d.at(Some(s)));
             }
             None => {
                 let frag = text.get(start..end).unwrap_or("");
-                self.diags.push(d.location(format!("{loc}, at `{frag}` (byte {start})")));
+                self.diags
+                    .push(d.location(format!("{loc}, at `{frag}` (byte {start})")));
             }
         }
     }
@@ -69,7 +87,12 @@ impl Ctx<'_> {
 fn parse_check(ctx: &mut Ctx<'_>, loc: &str, text: &str, env: &mut Env<'_>) -> Option<TExpr> {
     let ast = match syntax::parse(text) {
         Ok(a) => a,
-        Err(SyntaxError { message, start, end, help }) => {
+        Err(SyntaxError {
+            message,
+            start,
+            end,
+            help,
+        }) => {
             ctx.expr_error(loc, text, "syntax", message, start, end, help);
             return None;
         }
@@ -77,7 +100,14 @@ fn parse_check(ctx: &mut Ctx<'_>, loc: &str, text: &str, env: &mut Env<'_>) -> O
     match check_condition(&ast, env) {
         Ok(t) => Some(t),
         Err(errors) => {
-            for CheckError { code, message, start, end, help } in errors {
+            for CheckError {
+                code,
+                message,
+                start,
+                end,
+                help,
+            } in errors
+            {
                 ctx.expr_error(loc, text, code, message, start, end, help);
             }
             None
@@ -90,26 +120,61 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
     let mut ctx = Ctx { locs, diags };
     // From source, a missing id or version was already reported with its position by the reader.
     if def.id.is_empty() && locs.is_empty() {
-        ctx.at(Diagnostic::error("missing-key", "the bundle has no id"), "bundle.id");
+        ctx.at(
+            Diagnostic::error("missing-key", "the bundle has no id"),
+            "bundle.id",
+        );
     }
     if def.version.is_empty() && locs.is_empty() {
-        ctx.at(Diagnostic::error("missing-key", "the bundle has no version"), "bundle.version");
+        ctx.at(
+            Diagnostic::error("missing-key", "the bundle has no version"),
+            "bundle.version",
+        );
     }
     if def.placements.len() > MAX_PLACEMENTS {
-        ctx.at(Diagnostic::error("limit", format!("{} placements; the limit is {MAX_PLACEMENTS}", def.placements.len())), "placements");
+        ctx.at(
+            Diagnostic::error(
+                "limit",
+                format!(
+                    "{} placements; the limit is {MAX_PLACEMENTS}",
+                    def.placements.len()
+                ),
+            ),
+            "placements",
+        );
     }
     let total: usize = def.placements.iter().map(|p| p.experiences.len()).sum();
     if total > MAX_EXPERIENCES {
-        ctx.at(Diagnostic::error("limit", format!("{total} experiences; the limit is {MAX_EXPERIENCES}")), "placements");
+        ctx.at(
+            Diagnostic::error(
+                "limit",
+                format!("{total} experiences; the limit is {MAX_EXPERIENCES}"),
+            ),
+            "placements",
+        );
     }
     if def.segments.len() > MAX_SEGMENTS {
-        ctx.at(Diagnostic::error("limit", format!("{} segments; the limit is {MAX_SEGMENTS}", def.segments.len())), "segments");
+        ctx.at(
+            Diagnostic::error(
+                "limit",
+                format!(
+                    "{} segments; the limit is {MAX_SEGMENTS}",
+                    def.segments.len()
+                ),
+            ),
+            "segments",
+        );
     }
 
     let segment_names: Vec<String> = def.segments.iter().map(|s| s.id.clone()).collect();
     let area_names: Vec<String> = def.areas.iter().map(|a| a.id.clone()).collect();
     let mut regexes = Vec::new();
-    let mut env = Env { schema: &def.schema, segments: &segment_names, areas: &area_names, regexes: &mut regexes };
+    let mut env = Env {
+        schema: &def.schema,
+        segments: &segment_names,
+        areas: &area_names,
+        regexes: &mut regexes,
+    };
 
     let mut segments = Vec::with_capacity(def.segments.len());
     let mut seg_ok = true;
@@ -119,7 +184,12 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
             Some(t) => segments.push(t),
             None => {
                 seg_ok = false;
-                segments.push(TExpr { kind: crate::expr::check::TKind::Const(crate::expr::check::Const::Bool(false)), ty: crate::schema::Type::Bool, start: 0, end: 0 });
+                segments.push(TExpr {
+                    kind: crate::expr::check::TKind::Const(crate::expr::check::Const::Bool(false)),
+                    ty: crate::schema::Type::Bool,
+                    start: 0,
+                    end: 0,
+                });
             }
         }
     }
@@ -139,18 +209,47 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
                 }
                 exp_ids.push(&e.id);
             }
-            row.push(e.audience.as_ref().and_then(|a| parse_check(&mut ctx, &format!("{loc}.audience"), a, &mut env)));
+            row.push(
+                e.audience
+                    .as_ref()
+                    .and_then(|a| parse_check(&mut ctx, &format!("{loc}.audience"), a, &mut env)),
+            );
             // From source, a missing `content`/`variants` was already reported with its position.
             if e.variants.is_empty() && locs.is_empty() {
-                ctx.at(Diagnostic::error("missing-key", format!("experience `{}` has no variants", e.id)), &loc);
+                ctx.at(
+                    Diagnostic::error(
+                        "missing-key",
+                        format!("experience `{}` has no variants", e.id),
+                    ),
+                    &loc,
+                );
             }
             if e.variants.len() > MAX_VARIANTS {
-                ctx.at(Diagnostic::error("limit", format!("experience `{}` has {} variants; the limit is {MAX_VARIANTS}", e.id, e.variants.len())), &loc);
+                ctx.at(
+                    Diagnostic::error(
+                        "limit",
+                        format!(
+                            "experience `{}` has {} variants; the limit is {MAX_VARIANTS}",
+                            e.id,
+                            e.variants.len()
+                        ),
+                    ),
+                    &loc,
+                );
             }
             if !e.variants.is_empty() && e.variants.iter().all(|v| v.weight == 0) {
-                ctx.at(Diagnostic::error("invalid-value", format!("every variant of `{}` has weight 0", e.id)).help("give at least one variant a positive weight"), &format!("{loc}.variants[0]"));
+                ctx.at(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("every variant of `{}` has weight 0", e.id),
+                    )
+                    .help("give at least one variant a positive weight"),
+                    &format!("{loc}.variants[0]"),
+                );
             }
-            if !e.requires_visitor_id && (e.variants.len() > 1 || e.traffic < 100.0 || e.exclusion_group.is_some()) {
+            if !e.requires_visitor_id
+                && (e.variants.len() > 1 || e.traffic < 100.0 || e.exclusion_group.is_some())
+            {
                 ctx.at(
                     Diagnostic::error("invalid-value", format!("experience `{}` serves visitors without an id but needs a random draw", e.id))
                         .help("`requires_visitor_id = false` needs one variant, `traffic = 100` and no `exclusion_group`: without an id there is nothing to hash"),
@@ -158,14 +257,26 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
                 );
             }
             if let (Some(s), Some(en), true) = (&e.start, &e.end, locs.is_empty()) {
-                if crate::time::parse_timestamp(s).zip(crate::time::parse_timestamp(en)).is_some_and(|(a, b)| a >= b) {
-                    ctx.at(Diagnostic::error("invalid-value", "the schedule ends before it starts"), &format!("{loc}.schedule.end"));
+                if crate::time::parse_timestamp(s)
+                    .zip(crate::time::parse_timestamp(en))
+                    .is_some_and(|(a, b)| a >= b)
+                {
+                    ctx.at(
+                        Diagnostic::error("invalid-value", "the schedule ends before it starts"),
+                        &format!("{loc}.schedule.end"),
+                    );
                 }
             }
             for (k, v) in [("start", &e.start), ("end", &e.end)] {
                 if let Some(v) = v {
                     if crate::time::parse_timestamp(v).is_none() {
-                        ctx.at(Diagnostic::error("invalid-value", format!("`{v}` is not an RFC 3339 timestamp")), &format!("{loc}.schedule.{k}"));
+                        ctx.at(
+                            Diagnostic::error(
+                                "invalid-value",
+                                format!("`{v}` is not an RFC 3339 timestamp"),
+                            ),
+                            &format!("{loc}.schedule.{k}"),
+                        );
                     }
                 }
             }
@@ -177,7 +288,11 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
         for (i, p) in h.placements.iter().enumerate() {
             if !placement_ids.contains(&p.as_str()) {
                 ctx.at(
-                    Diagnostic::error("unknown-placement", format!("holdout `{}` names unknown placement `{p}`", h.id)).maybe_help(did_you_mean(p, placement_ids.iter().copied())),
+                    Diagnostic::error(
+                        "unknown-placement",
+                        format!("holdout `{}` names unknown placement `{p}`", h.id),
+                    )
+                    .maybe_help(did_you_mean(p, placement_ids.iter().copied())),
                     &format!("holdouts.{}.placements[{i}]", h.id),
                 );
             }
@@ -185,7 +300,13 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
     }
     for a in &def.areas {
         if a.polygon.len() < 3 {
-            ctx.at(Diagnostic::error("invalid-value", format!("area `{}` needs at least 3 points", a.id)), &format!("areas.{}.polygon", a.id));
+            ctx.at(
+                Diagnostic::error(
+                    "invalid-value",
+                    format!("area `{}` needs at least 3 points", a.id),
+                ),
+                &format!("areas.{}.polygon", a.id),
+            );
         }
     }
     let mut warnings = Vec::new();
@@ -195,14 +316,22 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
             if let Some(g) = &e.exclusion_group {
                 match groups.iter_mut().find(|(n, _, _)| n == g) {
                     Some(x) => x.1 += 1,
-                    None => groups.push((g, 1, format!("placements.{}.experiences[{i}].exclusion_group", p.id))),
+                    None => groups.push((
+                        g,
+                        1,
+                        format!("placements.{}.experiences[{i}].exclusion_group", p.id),
+                    )),
                 }
             }
         }
     }
     for (g, n, loc) in groups {
         if n == 1 {
-            let d = Diagnostic::warning("lonely-group", format!("exclusion group `{g}` has a single experience")).help("a group only matters with two or more experiences; check the name for a typo");
+            let d = Diagnostic::warning(
+                "lonely-group",
+                format!("exclusion group `{g}` has a single experience"),
+            )
+            .help("a group only matters with two or more experiences; check the name for a typo");
             let d = d.at(locs.get(&loc));
             warnings.push(d.clone());
             ctx.diags.push(d);
@@ -212,7 +341,14 @@ pub fn check(def: BundleDef, locs: &Locs, diags: &mut Diagnostics) -> Option<Che
         return None;
     }
     let hash = content_hash(&def);
-    Some(CheckedBundle { def, hash, segments, audiences, regexes, warnings })
+    Some(CheckedBundle {
+        def,
+        hash,
+        segments,
+        audiences,
+        regexes,
+        warnings,
+    })
 }
 
 /// Reject cycles among segments and chains deeper than [`MAX_SEGMENT_DEPTH`].
@@ -248,17 +384,40 @@ fn check_segment_graph(ctx: &mut Ctx<'_>, def: &BundleDef, segments: &[TExpr]) {
                     Some(1) if !reported => {
                         reported = true;
                         let from = path.iter().position(|&p| p == k).unwrap_or(0);
-                        let cycle: Vec<String> = path.get(from..).unwrap_or(&[]).iter().chain(std::iter::once(&k)).filter_map(|&i| def.segments.get(i)).map(|s| format!("`{}`", s.id)).collect();
-                        let name = def.segments.get(k).map(|s| s.id.clone()).unwrap_or_default();
+                        let cycle: Vec<String> = path
+                            .get(from..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .chain(std::iter::once(&k))
+                            .filter_map(|&i| def.segments.get(i))
+                            .map(|s| format!("`{}`", s.id))
+                            .collect();
+                        let name = def
+                            .segments
+                            .get(k)
+                            .map(|s| s.id.clone())
+                            .unwrap_or_default();
                         ctx.at(
-                            Diagnostic::error("segment-cycle", format!("segments reference each other in a cycle: {}", cycle.join(" → "))).help("a segment cannot depend on itself; break the cycle"),
+                            Diagnostic::error(
+                                "segment-cycle",
+                                format!(
+                                    "segments reference each other in a cycle: {}",
+                                    cycle.join(" → ")
+                                ),
+                            )
+                            .help("a segment cannot depend on itself; break the cycle"),
                             &format!("segments.{name}.when"),
                         );
                     }
                     _ => {}
                 }
             } else {
-                let d = 1 + kids.iter().filter_map(|&k| depth.get(k as usize)).copied().max().unwrap_or(0);
+                let d = 1 + kids
+                    .iter()
+                    .filter_map(|&k| depth.get(k as usize))
+                    .copied()
+                    .max()
+                    .unwrap_or(0);
                 if let Some(x) = depth.get_mut(node) {
                     *x = d;
                 }
@@ -273,7 +432,11 @@ fn check_segment_graph(ctx: &mut Ctx<'_>, def: &BundleDef, segments: &[TExpr]) {
     if !reported {
         for (i, d) in depth.iter().enumerate() {
             if *d > MAX_SEGMENT_DEPTH {
-                let name = def.segments.get(i).map(|s| s.id.clone()).unwrap_or_default();
+                let name = def
+                    .segments
+                    .get(i)
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default();
                 ctx.at(Diagnostic::error("limit", format!("segment `{name}` nests {d} segments deep; the limit is {MAX_SEGMENT_DEPTH}")), &format!("segments.{name}.when"));
                 break;
             }

@@ -21,7 +21,11 @@ pub const MAX_ARTIFACT_BYTES: usize = 64 * 1024 * 1024;
 pub fn load_sources(files: &[SourceFile]) -> Result<(CheckedBundle, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::default();
     if files.is_empty() {
-        diags.push(Diagnostic::error("empty-bundle", "the bundle has no `.toml` files").help("a bundle directory holds at least `bundle.toml` with `[bundle]` and a placement"));
+        diags.push(
+            Diagnostic::error("empty-bundle", "the bundle has no `.toml` files").help(
+                "a bundle directory holds at least `bundle.toml` with `[bundle]` and a placement",
+            ),
+        );
         return Err(diags);
     }
     let (def, locs) = source::read_bundle(files, &mut diags);
@@ -37,18 +41,40 @@ pub fn load_sources(files: &[SourceFile]) -> Result<(CheckedBundle, Diagnostics)
 pub fn load_artifact(json: &[u8]) -> Result<CheckedBundle, Diagnostics> {
     let mut diags = Diagnostics::default();
     if json.len() > MAX_ARTIFACT_BYTES {
-        diags.push(Diagnostic::error("limit", format!("the artifact is {} bytes; the limit is {MAX_ARTIFACT_BYTES}", json.len())));
+        diags.push(Diagnostic::error(
+            "limit",
+            format!(
+                "the artifact is {} bytes; the limit is {MAX_ARTIFACT_BYTES}",
+                json.len()
+            ),
+        ));
         return Err(diags);
     }
     let artifact: Artifact = match serde_json::from_slice(json) {
         Ok(a) => a,
         Err(e) => {
-            diags.push(Diagnostic::error("invalid-artifact", format!("not a tailor bundle artifact: {e}")).help("build one with `tailor build DIR -o FILE`"));
+            diags.push(
+                Diagnostic::error(
+                    "invalid-artifact",
+                    format!("not a tailor bundle artifact: {e}"),
+                )
+                .help("build one with `tailor build DIR -o FILE`"),
+            );
             return Err(diags);
         }
     };
     if artifact.format != def::FORMAT_VERSION {
-        diags.push(Diagnostic::error("unsupported-format", format!("artifact format {} is not supported; this tailor reads format {}", artifact.format, def::FORMAT_VERSION)).help("rebuild the bundle with this version of `tailor build`"));
+        diags.push(
+            Diagnostic::error(
+                "unsupported-format",
+                format!(
+                    "artifact format {} is not supported; this tailor reads format {}",
+                    artifact.format,
+                    def::FORMAT_VERSION
+                ),
+            )
+            .help("rebuild the bundle with this version of `tailor build`"),
+        );
         return Err(diags);
     }
     let hash = def::content_hash(&artifact.definitions);
@@ -57,7 +83,10 @@ pub fn load_artifact(json: &[u8]) -> Result<CheckedBundle, Diagnostics> {
         return Err(diags);
     }
     if artifact.id != artifact.definitions.id || artifact.version != artifact.definitions.version {
-        diags.push(Diagnostic::error("invalid-artifact", "the artifact's id or version differs from its definitions"));
+        diags.push(Diagnostic::error(
+            "invalid-artifact",
+            "the artifact's id or version differs from its definitions",
+        ));
         return Err(diags);
     }
     let locs = source::Locs::default();

@@ -116,6 +116,10 @@ pub enum ExprKind {
 impl Expr {
     pub(crate) fn binary(op: BinOp, l: Expr, r: Expr) -> Expr {
         let (start, end) = (l.start, r.end);
-        Expr { kind: ExprKind::Binary(op, Box::new(l), Box::new(r)), start, end }
+        Expr {
+            kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+            start,
+            end,
+        }
     }
 }

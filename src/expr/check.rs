@@ -201,13 +201,23 @@ impl TExpr {
         f(self);
         match &self.kind {
             TKind::Const(_) | TKind::Path(_) | TKind::Field(_) | TKind::Segment(_) => {}
-            TKind::Not(a) | TKind::Neg(a) | TKind::Exists(a) | TKind::DaysSince(a) | TKind::Matches(a, _) => a.walk(f),
+            TKind::Not(a)
+            | TKind::Neg(a)
+            | TKind::Exists(a)
+            | TKind::DaysSince(a)
+            | TKind::Matches(a, _) => a.walk(f),
             TKind::Distance(a, _, _) | TKind::InArea(a, _) => a.walk(f),
-            TKind::And(a, b) | TKind::Or(a, b) | TKind::Cmp(_, a, b) | TKind::Arith(_, a, b) | TKind::Str(_, a, b) => {
+            TKind::And(a, b)
+            | TKind::Or(a, b)
+            | TKind::Cmp(_, a, b)
+            | TKind::Arith(_, a, b)
+            | TKind::Str(_, a, b) => {
                 a.walk(f);
                 b.walk(f);
             }
-            TKind::In { needle, haystack, .. } => {
+            TKind::In {
+                needle, haystack, ..
+            } => {
                 needle.walk(f);
                 haystack.walk(f);
             }
@@ -252,12 +262,21 @@ pub struct Env<'a> {
 
 /// Check `expr`; it must be a boolean condition. Returns every error found in it.
 pub fn check_condition(expr: &Expr, env: &mut Env<'_>) -> Result<TExpr, Vec<CheckError>> {
-    let mut c = Checker { env, errors: Vec::new(), scope: Vec::new() };
+    let mut c = Checker {
+        env,
+        errors: Vec::new(),
+        scope: Vec::new(),
+    };
     let t = c.expr(expr);
     if let Some(t) = &t {
         if t.ty != Type::Bool {
-            c.error("type-mismatch", format!("a condition must be a bool, this is a {}", t.ty.name()), expr.start, expr.end,
-                Some("compare it with something, e.g. `… == \"value\"`".into()));
+            c.error(
+                "type-mismatch",
+                format!("a condition must be a bool, this is a {}", t.ty.name()),
+                expr.start,
+                expr.end,
+                Some("compare it with something, e.g. `… == \"value\"`".into()),
+            );
         }
     }
     match (t, c.errors.is_empty()) {
@@ -274,12 +293,30 @@ struct Checker<'e, 'a> {
 }
 
 fn texpr(kind: TKind, ty: Type, e: &Expr) -> TExpr {
-    TExpr { kind, ty, start: u32::try_from(e.start).unwrap_or(0), end: u32::try_from(e.end).unwrap_or(0) }
+    TExpr {
+        kind,
+        ty,
+        start: u32::try_from(e.start).unwrap_or(0),
+        end: u32::try_from(e.end).unwrap_or(0),
+    }
 }
 
 impl Checker<'_, '_> {
-    fn error(&mut self, code: &'static str, message: String, start: usize, end: usize, help: Option<String>) {
-        self.errors.push(CheckError { code, message, start, end, help });
+    fn error(
+        &mut self,
+        code: &'static str,
+        message: String,
+        start: usize,
+        end: usize,
+        help: Option<String>,
+    ) {
+        self.errors.push(CheckError {
+            code,
+            message,
+            start,
+            end,
+            help,
+        });
     }
 
     fn mismatch<T>(&mut self, e: &Expr, message: String, help: Option<String>) -> Option<T> {
@@ -299,9 +336,17 @@ impl Checker<'_, '_> {
                 let t = self.expr(inner)?;
                 match (op, t.ty) {
                     (UnOp::Not, Type::Bool) => Some(texpr(TKind::Not(Box::new(t)), Type::Bool, e)),
-                    (UnOp::Neg, Type::Number) => Some(texpr(TKind::Neg(Box::new(t)), Type::Number, e)),
-                    (UnOp::Not, ty) => self.mismatch(e, format!("`!` needs a bool, found a {}", ty.name()), None),
-                    (UnOp::Neg, ty) => self.mismatch(e, format!("`-` needs a number, found a {}", ty.name()), None),
+                    (UnOp::Neg, Type::Number) => {
+                        Some(texpr(TKind::Neg(Box::new(t)), Type::Number, e))
+                    }
+                    (UnOp::Not, ty) => {
+                        self.mismatch(e, format!("`!` needs a bool, found a {}", ty.name()), None)
+                    }
+                    (UnOp::Neg, ty) => self.mismatch(
+                        e,
+                        format!("`-` needs a number, found a {}", ty.name()),
+                        None,
+                    ),
                 }
             }
             ExprKind::Binary(op, l, r) => self.binary(e, *op, l, r),
@@ -320,9 +365,21 @@ impl Checker<'_, '_> {
                 ExprKind::Num(n) => nums.push(*n),
                 ExprKind::Unary(UnOp::Neg, inner) => match inner.kind {
                     ExprKind::Num(n) => nums.push(-n),
-                    _ => return self.mismatch(it, "list items must be string or number literals".into(), None),
+                    _ => {
+                        return self.mismatch(
+                            it,
+                            "list items must be string or number literals".into(),
+                            None,
+                        )
+                    }
                 },
-                _ => return self.mismatch(it, "list items must be string or number literals".into(), None),
+                _ => {
+                    return self.mismatch(
+                        it,
+                        "list items must be string or number literals".into(),
+                        None,
+                    )
+                }
             }
         }
         if !strs.is_empty() && !nums.is_empty() {
@@ -331,11 +388,19 @@ impl Checker<'_, '_> {
         if nums.is_empty() {
             strs.sort();
             strs.dedup();
-            Some(texpr(TKind::Const(Const::StrList(strs)), Type::StringList, e))
+            Some(texpr(
+                TKind::Const(Const::StrList(strs)),
+                Type::StringList,
+                e,
+            ))
         } else {
             nums.sort_by(f64::total_cmp);
             nums.dedup();
-            Some(texpr(TKind::Const(Const::NumList(nums)), Type::NumberList, e))
+            Some(texpr(
+                TKind::Const(Const::NumList(nums)),
+                Type::NumberList,
+                e,
+            ))
         }
     }
 
@@ -347,35 +412,93 @@ impl Checker<'_, '_> {
             if let Some((field, ty)) = self.env.schema.event_field(kind, &single.name) {
                 return Some(texpr(TKind::Field(field), ty, e));
             }
-            if !["request", "geo", "device", "time", "visitor", "profile", "attributes", "segment"].contains(&single.name.as_str()) {
+            if ![
+                "request",
+                "geo",
+                "device",
+                "time",
+                "visitor",
+                "profile",
+                "attributes",
+                "segment",
+            ]
+            .contains(&single.name.as_str())
+            {
                 let names: Vec<String> = self
                     .env
                     .schema
                     .events
                     .get(kind as usize)
-                    .map(|k| k.fields.iter().map(|f| f.name.clone()).chain(["at".to_string()]).collect())
+                    .map(|k| {
+                        k.fields
+                            .iter()
+                            .map(|f| f.name.clone())
+                            .chain(["at".to_string()])
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let help = crate::diagnostic::did_you_mean(&single.name, names.iter().map(String::as_str))
-                    .or_else(|| Some(format!("fields of this event are {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))));
-                self.error("unknown-field", format!("unknown event field `{}`", single.name), e.start, e.end, help);
+                let help =
+                    crate::diagnostic::did_you_mean(&single.name, names.iter().map(String::as_str))
+                        .or_else(|| {
+                            Some(format!(
+                                "fields of this event are {}",
+                                names
+                                    .iter()
+                                    .map(|n| format!("`{n}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        });
+                self.error(
+                    "unknown-field",
+                    format!("unknown event field `{}`", single.name),
+                    e.start,
+                    e.end,
+                    help,
+                );
                 return None;
             }
         }
         if let Some(first) = parts.first() {
             if first.name == "segment" {
                 let Some(name) = parts.get(1) else {
-                    self.error("unknown-path", "`segment` needs a segment name, e.g. `segment.high_value`".into(), e.start, e.end, None);
+                    self.error(
+                        "unknown-path",
+                        "`segment` needs a segment name, e.g. `segment.high_value`".into(),
+                        e.start,
+                        e.end,
+                        None,
+                    );
                     return None;
                 };
                 if parts.len() > 2 {
-                    self.error("unknown-path", format!("unknown path `{full}`"), e.start, e.end, Some("a segment is a bool: `segment.<name>`".into()));
+                    self.error(
+                        "unknown-path",
+                        format!("unknown path `{full}`"),
+                        e.start,
+                        e.end,
+                        Some("a segment is a bool: `segment.<name>`".into()),
+                    );
                     return None;
                 }
                 return match self.env.segments.iter().position(|s| *s == name.name) {
-                    Some(i) => Some(texpr(TKind::Segment(crate::schema::index16(i)), Type::Bool, e)),
+                    Some(i) => Some(texpr(
+                        TKind::Segment(crate::schema::index16(i)),
+                        Type::Bool,
+                        e,
+                    )),
                     None => {
-                        let help = crate::diagnostic::did_you_mean(&name.name, self.env.segments.iter().map(String::as_str));
-                        self.error("unknown-segment", format!("unknown segment `{}`", name.name), name.start, name.end, help);
+                        let help = crate::diagnostic::did_you_mean(
+                            &name.name,
+                            self.env.segments.iter().map(String::as_str),
+                        );
+                        self.error(
+                            "unknown-segment",
+                            format!("unknown segment `{}`", name.name),
+                            name.start,
+                            name.end,
+                            help,
+                        );
                         None
                     }
                 };
@@ -398,13 +521,25 @@ impl Checker<'_, '_> {
             BinOp::And | BinOp::Or => {
                 for (t, x) in [(&lt, l), (&rt, r)] {
                     if t.ty != Type::Bool {
-                        self.mismatch::<()>(x, format!("`{}` needs bools on both sides, this is a {}", op.symbol(), t.ty.name()), None);
+                        self.mismatch::<()>(
+                            x,
+                            format!(
+                                "`{}` needs bools on both sides, this is a {}",
+                                op.symbol(),
+                                t.ty.name()
+                            ),
+                            None,
+                        );
                     }
                 }
                 if lt.ty != Type::Bool || rt.ty != Type::Bool {
                     return None;
                 }
-                let kind = if op == BinOp::And { TKind::And(Box::new(lt), Box::new(rt)) } else { TKind::Or(Box::new(lt), Box::new(rt)) };
+                let kind = if op == BinOp::And {
+                    TKind::And(Box::new(lt), Box::new(rt))
+                } else {
+                    TKind::Or(Box::new(lt), Box::new(rt))
+                };
                 Some(texpr(kind, Type::Bool, e))
             }
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
@@ -420,23 +555,42 @@ impl Checker<'_, '_> {
                 let ordered = !matches!(cmp, CmpOp::Eq | CmpOp::Ne);
                 let ok = lt.ty == rt.ty
                     && match lt.ty {
-                        Type::Number | Type::String | Type::Timestamp | Type::Duration | Type::Version => true,
+                        Type::Number
+                        | Type::String
+                        | Type::Timestamp
+                        | Type::Duration
+                        | Type::Version => true,
                         Type::Bool => !ordered,
                         _ => false,
                     };
                 if !ok {
                     let help = if lt.ty == Type::Bool && rt.ty == Type::Bool {
                         Some("bools can only be compared with `==` and `!=`".into())
-                    } else if matches!(lt.ty, Type::StringList | Type::NumberList) || matches!(rt.ty, Type::StringList | Type::NumberList) {
+                    } else if matches!(lt.ty, Type::StringList | Type::NumberList)
+                        || matches!(rt.ty, Type::StringList | Type::NumberList)
+                    {
                         Some("test membership with `in`, e.g. `\"vip\" in profile.segments`".into())
                     } else if matches!(lt.ty, Type::Events(_)) || matches!(rt.ty, Type::Events(_)) {
                         Some("aggregate the events first, e.g. `.count()` or `.sum(price)`".into())
                     } else {
                         None
                     };
-                    return self.mismatch(e, format!("cannot compare a {} with a {} using `{}`", lt.ty.name(), rt.ty.name(), op.symbol()), help);
+                    return self.mismatch(
+                        e,
+                        format!(
+                            "cannot compare a {} with a {} using `{}`",
+                            lt.ty.name(),
+                            rt.ty.name(),
+                            op.symbol()
+                        ),
+                        help,
+                    );
                 }
-                Some(texpr(TKind::Cmp(cmp, Box::new(lt), Box::new(rt)), Type::Bool, e))
+                Some(texpr(
+                    TKind::Cmp(cmp, Box::new(lt), Box::new(rt)),
+                    Type::Bool,
+                    e,
+                ))
             }
             BinOp::In | BinOp::NotIn => {
                 let negate = op == BinOp::NotIn;
@@ -444,13 +598,33 @@ impl Checker<'_, '_> {
                     Type::StringList => Type::String,
                     Type::NumberList => Type::Number,
                     other => {
-                        return self.mismatch(r, format!("`{}` needs a list on the right, found a {}", op.symbol(), other.name()), Some("write a list literal, e.g. `[\"KR\", \"JP\"]`".into()))
+                        return self.mismatch(
+                            r,
+                            format!(
+                                "`{}` needs a list on the right, found a {}",
+                                op.symbol(),
+                                other.name()
+                            ),
+                            Some("write a list literal, e.g. `[\"KR\", \"JP\"]`".into()),
+                        )
                     }
                 };
                 if lt.ty != want {
-                    return self.mismatch(l, format!("cannot look for a {} in a {}", lt.ty.name(), rt.ty.name()), None);
+                    return self.mismatch(
+                        l,
+                        format!("cannot look for a {} in a {}", lt.ty.name(), rt.ty.name()),
+                        None,
+                    );
                 }
-                Some(texpr(TKind::In { needle: Box::new(lt), haystack: Box::new(rt), negate }, Type::Bool, e))
+                Some(texpr(
+                    TKind::In {
+                        needle: Box::new(lt),
+                        haystack: Box::new(rt),
+                        negate,
+                    },
+                    Type::Bool,
+                    e,
+                ))
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
                 let aop = match op {
@@ -468,7 +642,16 @@ impl Checker<'_, '_> {
                     (ArithOp::Add, D, T) => T,
                     (ArithOp::Add | ArithOp::Sub, D, D) => D,
                     (_, a, b) => {
-                        return self.mismatch(e, format!("cannot apply `{}` to a {} and a {}", op.symbol(), a.name(), b.name()), None)
+                        return self.mismatch(
+                            e,
+                            format!(
+                                "cannot apply `{}` to a {} and a {}",
+                                op.symbol(),
+                                a.name(),
+                                b.name()
+                            ),
+                            None,
+                        )
                     }
                 };
                 Some(texpr(TKind::Arith(aop, Box::new(lt), Box::new(rt)), ty, e))
@@ -484,7 +667,9 @@ impl Checker<'_, '_> {
     }
 
     fn coerce(&mut self, t: TExpr, other: Type, e: &Expr) -> Option<TExpr> {
-        let TKind::Const(Const::Str(s)) = &t.kind else { return Some(t) };
+        let TKind::Const(Const::Str(s)) = &t.kind else {
+            return Some(t);
+        };
         match other {
             Type::Version => match Version::parse(s) {
                 Some(v) => Some(TExpr { kind: TKind::Const(Const::Ver(v)), ty: Type::Version, ..t }),
@@ -521,7 +706,18 @@ impl Checker<'_, '_> {
         if args.len() == n {
             return true;
         }
-        self.error("wrong-arguments", format!("`{}` takes {n} argument{}, found {}", name.name, if n == 1 { "" } else { "s" }, args.len()), e.start, e.end, Some(format!("usage: `{usage}`")));
+        self.error(
+            "wrong-arguments",
+            format!(
+                "`{}` takes {n} argument{}, found {}",
+                name.name,
+                if n == 1 { "" } else { "s" },
+                args.len()
+            ),
+            e.start,
+            e.end,
+            Some(format!("usage: `{usage}`")),
+        );
         false
     }
 
@@ -540,7 +736,11 @@ impl Checker<'_, '_> {
                 }
                 let a = self.expr(args.first()?)?;
                 if a.ty != Type::Timestamp {
-                    return self.mismatch(args.first()?, format!("`days_since` needs a timestamp, found a {}", a.ty.name()), None);
+                    return self.mismatch(
+                        args.first()?,
+                        format!("`days_since` needs a timestamp, found a {}", a.ty.name()),
+                        None,
+                    );
                 }
                 Some(texpr(TKind::DaysSince(Box::new(a)), Type::Number, e))
             }
@@ -550,14 +750,26 @@ impl Checker<'_, '_> {
                 }
                 let g = self.expr(args.first()?)?;
                 if g.ty != Type::Geo {
-                    return self.mismatch(args.first()?, format!("`distance_km` needs `geo` first, found a {}", g.ty.name()), None);
+                    return self.mismatch(
+                        args.first()?,
+                        format!("`distance_km` needs `geo` first, found a {}", g.ty.name()),
+                        None,
+                    );
                 }
                 let lat = self.const_num(args.get(1)?, "the latitude")?;
                 let lon = self.const_num(args.get(2)?, "the longitude")?;
                 if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-                    return self.mismatch(e, format!("({lat}, {lon}) is not a valid latitude/longitude"), Some("latitude is in -90..90, longitude in -180..180".into()));
+                    return self.mismatch(
+                        e,
+                        format!("({lat}, {lon}) is not a valid latitude/longitude"),
+                        Some("latitude is in -90..90, longitude in -180..180".into()),
+                    );
                 }
-                Some(texpr(TKind::Distance(Box::new(g), lat, lon), Type::Number, e))
+                Some(texpr(
+                    TKind::Distance(Box::new(g), lat, lon),
+                    Type::Number,
+                    e,
+                ))
             }
             "in_area" => {
                 if !self.arity(e, name, args, 2, "in_area(geo, \"downtown\")") {
@@ -565,16 +777,33 @@ impl Checker<'_, '_> {
                 }
                 let g = self.expr(args.first()?)?;
                 if g.ty != Type::Geo {
-                    return self.mismatch(args.first()?, format!("`in_area` needs `geo` first, found a {}", g.ty.name()), None);
+                    return self.mismatch(
+                        args.first()?,
+                        format!("`in_area` needs `geo` first, found a {}", g.ty.name()),
+                        None,
+                    );
                 }
                 let area = self.const_str(args.get(1)?, "the area name")?;
                 match self.env.areas.iter().position(|a| *a == area) {
-                    Some(i) => Some(texpr(TKind::InArea(Box::new(g), crate::schema::index16(i)), Type::Bool, e)),
+                    Some(i) => Some(texpr(
+                        TKind::InArea(Box::new(g), crate::schema::index16(i)),
+                        Type::Bool,
+                        e,
+                    )),
                     None => {
                         let a1 = args.get(1)?;
-                        let help = crate::diagnostic::did_you_mean(&area, self.env.areas.iter().map(String::as_str))
-                            .or_else(|| Some("define areas in `[areas.<name>]`".into()));
-                        self.error("unknown-area", format!("unknown area `{area}`"), a1.start, a1.end, help);
+                        let help = crate::diagnostic::did_you_mean(
+                            &area,
+                            self.env.areas.iter().map(String::as_str),
+                        )
+                        .or_else(|| Some("define areas in `[areas.<name>]`".into()));
+                        self.error(
+                            "unknown-area",
+                            format!("unknown area `{area}`"),
+                            a1.start,
+                            a1.end,
+                            help,
+                        );
                         None
                     }
                 }
@@ -596,11 +825,26 @@ impl Checker<'_, '_> {
                 let s = self.const_str(args.first()?, "the timestamp")?;
                 match crate::time::parse_timestamp(&s) {
                     Some(ms) => Some(texpr(TKind::Const(Const::Time(ms)), Type::Timestamp, e)),
-                    None => self.mismatch(e, format!("`{s}` is not a timestamp"), Some("write RFC 3339 or a date like `2026-12-01`".into())),
+                    None => self.mismatch(
+                        e,
+                        format!("`{s}` is not a timestamp"),
+                        Some("write RFC 3339 or a date like `2026-12-01`".into()),
+                    ),
                 }
             }
             other => {
-                let help = crate::diagnostic::did_you_mean(other, ["exists", "days_since", "distance_km", "in_area", "version", "timestamp", "date"]);
+                let help = crate::diagnostic::did_you_mean(
+                    other,
+                    [
+                        "exists",
+                        "days_since",
+                        "distance_km",
+                        "in_area",
+                        "version",
+                        "timestamp",
+                        "date",
+                    ],
+                );
                 self.error("unknown-function", format!("unknown function `{other}`"), name.start, name.end, help.or_else(|| Some("functions are `exists`, `days_since`, `distance_km`, `in_area`, `version`, `timestamp`".into())));
                 None
             }
@@ -616,15 +860,37 @@ impl Checker<'_, '_> {
                     return None;
                 }
                 let a = self.expr(args.first()?)?;
-                let want = if o.ty == Type::StringList { Type::String } else { Type::Number };
+                let want = if o.ty == Type::StringList {
+                    Type::String
+                } else {
+                    Type::Number
+                };
                 if a.ty != want {
-                    return self.mismatch(args.first()?, format!("cannot look for a {} in a {}", a.ty.name(), o.ty.name()), None);
+                    return self.mismatch(
+                        args.first()?,
+                        format!("cannot look for a {} in a {}", a.ty.name(), o.ty.name()),
+                        None,
+                    );
                 }
-                Some(texpr(TKind::In { needle: Box::new(a), haystack: Box::new(o), negate: false }, Type::Bool, e))
+                Some(texpr(
+                    TKind::In {
+                        needle: Box::new(a),
+                        haystack: Box::new(o),
+                        negate: false,
+                    },
+                    Type::Bool,
+                    e,
+                ))
             }
             Type::Events(kind) => self.event_method(e, o, kind, name, args),
             ty => {
-                self.error("unknown-method", format!("a {} has no method `{}`", ty.name(), name.name), name.start, name.end, None);
+                self.error(
+                    "unknown-method",
+                    format!("a {} has no method `{}`", ty.name(), name.name),
+                    name.start,
+                    name.end,
+                    None,
+                );
                 None
             }
         }
@@ -642,7 +908,10 @@ impl Checker<'_, '_> {
                 }
                 let a0 = args.first()?;
                 let pattern = self.const_str(a0, "the pattern")?;
-                let built = regex::RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT).build();
+                let built = regex::RegexBuilder::new(&pattern)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(REGEX_SIZE_LIMIT)
+                    .build();
                 return match built {
                     Ok(re) => {
                         let idx = u32::try_from(self.env.regexes.len()).unwrap_or(u32::MAX);
@@ -651,8 +920,18 @@ impl Checker<'_, '_> {
                     }
                     Err(err) => {
                         let msg = match err {
-                            regex::Error::CompiledTooBig(_) => format!("regex is too large (limit {REGEX_SIZE_LIMIT} bytes compiled)"),
-                            other => format!("invalid regex: {}", other.to_string().lines().last().unwrap_or("syntax error").trim_start_matches("error: ")),
+                            regex::Error::CompiledTooBig(_) => format!(
+                                "regex is too large (limit {REGEX_SIZE_LIMIT} bytes compiled)"
+                            ),
+                            other => format!(
+                                "invalid regex: {}",
+                                other
+                                    .to_string()
+                                    .lines()
+                                    .last()
+                                    .unwrap_or("syntax error")
+                                    .trim_start_matches("error: ")
+                            ),
                         };
                         self.error("invalid-regex", msg, a0.start, a0.end, Some("tailor uses linear-time regexes: no look-around or back-references".into()));
                         None
@@ -660,38 +939,113 @@ impl Checker<'_, '_> {
                 };
             }
             other => {
-                let help = crate::diagnostic::did_you_mean(other, ["contains", "starts_with", "ends_with", "equals_ignore_case", "matches"]);
-                self.error("unknown-method", format!("a string has no method `{other}`"), name.start, name.end, help);
+                let help = crate::diagnostic::did_you_mean(
+                    other,
+                    [
+                        "contains",
+                        "starts_with",
+                        "ends_with",
+                        "equals_ignore_case",
+                        "matches",
+                    ],
+                );
+                self.error(
+                    "unknown-method",
+                    format!("a string has no method `{other}`"),
+                    name.start,
+                    name.end,
+                    help,
+                );
                 return None;
             }
         };
-        if !self.arity(e, name, args, 1, &format!("request.path.{}(\"…\")", name.name)) {
+        if !self.arity(
+            e,
+            name,
+            args,
+            1,
+            &format!("request.path.{}(\"…\")", name.name),
+        ) {
             return None;
         }
         let a = self.expr(args.first()?)?;
         if a.ty != Type::String {
-            return self.mismatch(args.first()?, format!("`{}` needs a string, found a {}", name.name, a.ty.name()), None);
+            return self.mismatch(
+                args.first()?,
+                format!("`{}` needs a string, found a {}", name.name, a.ty.name()),
+                None,
+            );
         }
-        Some(texpr(TKind::Str(op, Box::new(o), Box::new(a)), Type::Bool, e))
+        Some(texpr(
+            TKind::Str(op, Box::new(o), Box::new(a)),
+            Type::Bool,
+            e,
+        ))
     }
 
-    fn field_arg(&mut self, kind: u16, a: &Expr, method: &str, numeric_only: bool) -> Option<FieldRef> {
+    fn field_arg(
+        &mut self,
+        kind: u16,
+        a: &Expr,
+        method: &str,
+        numeric_only: bool,
+    ) -> Option<FieldRef> {
         let ExprKind::Path(parts) = &a.kind else {
-            return self.mismatch(a, format!("`{method}` takes an event field name, e.g. `{method}(price)`"), None);
+            return self.mismatch(
+                a,
+                format!("`{method}` takes an event field name, e.g. `{method}(price)`"),
+                None,
+            );
         };
         let name = match parts.as_slice() {
             [one] => one.name.clone(),
-            _ => return self.mismatch(a, format!("`{method}` takes an event field name, e.g. `{method}(price)`"), None),
+            _ => {
+                return self.mismatch(
+                    a,
+                    format!("`{method}` takes an event field name, e.g. `{method}(price)`"),
+                    None,
+                )
+            }
         };
         let Some((field, ty)) = self.env.schema.event_field(kind, &name) else {
-            let names: Vec<String> = self.env.schema.events.get(kind as usize).map(|k| k.fields.iter().map(|f| f.name.clone()).chain(["at".to_string()]).collect()).unwrap_or_default();
+            let names: Vec<String> = self
+                .env
+                .schema
+                .events
+                .get(kind as usize)
+                .map(|k| {
+                    k.fields
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .chain(["at".to_string()])
+                        .collect()
+                })
+                .unwrap_or_default();
             let help = crate::diagnostic::did_you_mean(&name, names.iter().map(String::as_str));
-            self.error("unknown-field", format!("unknown event field `{name}`"), a.start, a.end, help);
+            self.error(
+                "unknown-field",
+                format!("unknown event field `{name}`"),
+                a.start,
+                a.end,
+                help,
+            );
             return None;
         };
-        let ok = if numeric_only { ty == Type::Number } else { matches!(ty, Type::Number | Type::Timestamp) };
+        let ok = if numeric_only {
+            ty == Type::Number
+        } else {
+            matches!(ty, Type::Number | Type::Timestamp)
+        };
         if !ok {
-            return self.mismatch(a, format!("`{method}` needs a number field{}, `{name}` is a {}", if numeric_only { "" } else { " or `at`" }, ty.name()), None);
+            return self.mismatch(
+                a,
+                format!(
+                    "`{method}` needs a number field{}, `{name}` is a {}",
+                    if numeric_only { "" } else { " or `at`" },
+                    ty.name()
+                ),
+                None,
+            );
         }
         Some(field)
     }
@@ -702,17 +1056,38 @@ impl Checker<'_, '_> {
         self.scope.pop();
         let p = p?;
         if p.ty != Type::Bool {
-            return self.mismatch(a, format!("`{method}` needs a condition, found a {}", p.ty.name()), None);
+            return self.mismatch(
+                a,
+                format!("`{method}` needs a condition, found a {}", p.ty.name()),
+                None,
+            );
         }
         Some(p)
     }
 
-    fn event_method(&mut self, e: &Expr, o: TExpr, kind: u16, name: &Ident, args: &[Expr]) -> Option<TExpr> {
+    fn event_method(
+        &mut self,
+        e: &Expr,
+        o: TExpr,
+        kind: u16,
+        name: &Ident,
+        args: &[Expr],
+    ) -> Option<TExpr> {
         // Start from the query built so far (chains like `.within(30d).where(…)` extend it).
         let mut q = match o.kind {
             TKind::Query(q) if matches!(q.agg, Agg::Count) && o.ty == Type::Events(kind) => *q,
-            TKind::Path(_) => Query { kind, within: None, filters: Vec::new(), agg: Agg::Count },
-            _ => Query { kind, within: None, filters: Vec::new(), agg: Agg::Count },
+            TKind::Path(_) => Query {
+                kind,
+                within: None,
+                filters: Vec::new(),
+                agg: Agg::Count,
+            },
+            _ => Query {
+                kind,
+                within: None,
+                filters: Vec::new(),
+                agg: Agg::Count,
+            },
         };
         let m = name.name.as_str();
         let usage = match m {
@@ -731,7 +1106,11 @@ impl Checker<'_, '_> {
                 }
                 let d = self.expr(args.first()?)?;
                 let TKind::Const(Const::Dur(ms)) = d.kind else {
-                    return self.mismatch(args.first()?, "`within` needs a duration literal, e.g. `90d`".into(), None);
+                    return self.mismatch(
+                        args.first()?,
+                        "`within` needs a duration literal, e.g. `90d`".into(),
+                        None,
+                    );
                 };
                 q.within = Some(q.within.map_or(ms, |w| w.min(ms)));
                 return Some(texpr(TKind::Query(Box::new(q)), Type::Events(kind), e));
@@ -756,14 +1135,21 @@ impl Checker<'_, '_> {
                 }
                 let f = self.field_arg(kind, args.first()?, m, true)?;
                 let f = f.unwrap_or(0);
-                (Type::Number, if m == "sum" { Agg::Sum(f) } else { Agg::Avg(f) })
+                (
+                    Type::Number,
+                    if m == "sum" { Agg::Sum(f) } else { Agg::Avg(f) },
+                )
             }
             "min" | "max" => {
                 if !self.arity(e, name, args, 1, usage) {
                     return None;
                 }
                 let f = self.field_arg(kind, args.first()?, m, false)?;
-                let ty = if f.is_none() { Type::Timestamp } else { Type::Number };
+                let ty = if f.is_none() {
+                    Type::Timestamp
+                } else {
+                    Type::Number
+                };
                 (ty, if m == "min" { Agg::Min(f) } else { Agg::Max(f) })
             }
             "any" | "all" => {
@@ -771,16 +1157,36 @@ impl Checker<'_, '_> {
                     return None;
                 }
                 let p = self.predicate(kind, args.first()?, m)?;
-                (Type::Bool, if m == "any" { Agg::Any(Box::new(p)) } else { Agg::All(Box::new(p)) })
+                (
+                    Type::Bool,
+                    if m == "any" {
+                        Agg::Any(Box::new(p))
+                    } else {
+                        Agg::All(Box::new(p))
+                    },
+                )
             }
             "last" | "first" => {
                 if !self.arity(e, name, args, 0, "last().at") {
                     return None;
                 }
-                (Type::Event(kind), if m == "last" { Agg::Last(None) } else { Agg::First(None) })
+                (
+                    Type::Event(kind),
+                    if m == "last" {
+                        Agg::Last(None)
+                    } else {
+                        Agg::First(None)
+                    },
+                )
             }
             other => {
-                let help = crate::diagnostic::did_you_mean(other, ["within", "where", "count", "sum", "avg", "min", "max", "any", "all", "last", "first"]);
+                let help = crate::diagnostic::did_you_mean(
+                    other,
+                    [
+                        "within", "where", "count", "sum", "avg", "min", "max", "any", "all",
+                        "last", "first",
+                    ],
+                );
                 self.error("unknown-method", format!("an event list has no method `{other}`"), name.start, name.end, help.or_else(|| Some("event lists have `within`, `where`, `count`, `sum`, `avg`, `min`, `max`, `any`, `all`, `last`, `first`".into())));
                 return None;
             }
@@ -792,16 +1198,43 @@ impl Checker<'_, '_> {
     fn member(&mut self, e: &Expr, obj: &Expr, name: &Ident) -> Option<TExpr> {
         let o = self.expr(obj)?;
         let Type::Event(kind) = o.ty else {
-            self.error("unknown-path", format!("a {} has no field `{}`", o.ty.name(), name.name), name.start, name.end, None);
+            self.error(
+                "unknown-path",
+                format!("a {} has no field `{}`", o.ty.name(), name.name),
+                name.start,
+                name.end,
+                None,
+            );
             return None;
         };
         let Some((field, ty)) = self.env.schema.event_field(kind, &name.name) else {
-            let names: Vec<String> = self.env.schema.events.get(kind as usize).map(|k| k.fields.iter().map(|f| f.name.clone()).chain(["at".to_string()]).collect()).unwrap_or_default();
-            let help = crate::diagnostic::did_you_mean(&name.name, names.iter().map(String::as_str));
-            self.error("unknown-field", format!("unknown event field `{}`", name.name), name.start, name.end, help);
+            let names: Vec<String> = self
+                .env
+                .schema
+                .events
+                .get(kind as usize)
+                .map(|k| {
+                    k.fields
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .chain(["at".to_string()])
+                        .collect()
+                })
+                .unwrap_or_default();
+            let help =
+                crate::diagnostic::did_you_mean(&name.name, names.iter().map(String::as_str));
+            self.error(
+                "unknown-field",
+                format!("unknown event field `{}`", name.name),
+                name.start,
+                name.end,
+                help,
+            );
             return None;
         };
-        let TKind::Query(mut q) = o.kind else { return None };
+        let TKind::Query(mut q) = o.kind else {
+            return None;
+        };
         q.agg = match q.agg {
             Agg::Last(None) => Agg::Last(Some(field)),
             Agg::First(None) => Agg::First(Some(field)),

@@ -124,9 +124,19 @@ pub struct Area {
 impl Area {
     /// Build from vertices.
     pub fn new(points: Vec<(f64, f64)>) -> Area {
-        let mut bbox = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let mut bbox = (
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
         for &(la, lo) in &points {
-            bbox = (bbox.0.min(la), bbox.1.min(lo), bbox.2.max(la), bbox.3.max(lo));
+            bbox = (
+                bbox.0.min(la),
+                bbox.1.min(lo),
+                bbox.2.max(la),
+                bbox.3.max(lo),
+            );
         }
         Area { points, bbox }
     }
@@ -140,7 +150,11 @@ impl Area {
         let mut inside = false;
         let n = self.points.len();
         for i in 0..n {
-            let (Some(&(yi, xi)), Some(&(yj, xj))) = (self.points.get(i), self.points.get((i + n - 1) % n)) else { continue };
+            let (Some(&(yi, xi)), Some(&(yj, xj))) =
+                (self.points.get(i), self.points.get((i + n - 1) % n))
+            else {
+                continue;
+            };
             if (yi > lat) != (yj > lat) && lon < (xj - xi) * (lat - yi) / (yj - yi) + xi {
                 inside = !inside;
             }
@@ -204,7 +218,11 @@ impl Program {
     fn push(&mut self, op: Op, t: &TExpr, text: u32) -> u32 {
         let id = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
         self.ops.push(op);
-        self.spans.push(OpSpan { text, start: t.start, end: t.end });
+        self.spans.push(OpSpan {
+            text,
+            start: t.start,
+            end: t.end,
+        });
         id
     }
 
@@ -243,7 +261,8 @@ impl Program {
                 Const::Dur(x) => Op::Dur(*x),
                 Const::Ver(v) => Op::Ver(*v),
                 Const::StrList(l) => {
-                    self.str_lists.push(l.iter().map(|s| s.as_str().into()).collect());
+                    self.str_lists
+                        .push(l.iter().map(|s| s.as_str().into()).collect());
                     Op::StrList(u32::try_from(self.str_lists.len() - 1).unwrap_or(0))
                 }
                 Const::NumList(l) => {
@@ -255,7 +274,11 @@ impl Program {
                 PathKey::Trait(i) => Op::Trait(*i),
                 PathKey::ProfileSegments => Op::ProfileSegments,
                 PathKey::Consent(name) => {
-                    let i = self.consent_names.iter().position(|c| **c == **name).unwrap_or(usize::MAX);
+                    let i = self
+                        .consent_names
+                        .iter()
+                        .position(|c| **c == **name)
+                        .unwrap_or(usize::MAX);
                     Op::Consent(u16::try_from(i).unwrap_or(u16::MAX))
                 }
                 // An event list used as a value (only inside a query) has no scalar value.
@@ -289,7 +312,11 @@ impl Program {
                 let (a, b) = (self.compile(a, text), self.compile(b, text));
                 Op::Arith(*op, a, b)
             }
-            TKind::In { needle, haystack, negate } => {
+            TKind::In {
+                needle,
+                haystack,
+                negate,
+            } => {
                 let n = self.compile(needle, text);
                 let h = self.compile(haystack, text);
                 match self.ops.get(h as usize) {
@@ -326,8 +353,16 @@ impl Program {
                 self.args.extend(kids);
                 let id = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
                 self.ops.push(Op::And(first, len));
-                let span = many.first().map(|f| OpSpan { text, start: f.start, end: many.last().map_or(f.end, |l| l.end) });
-                self.spans.push(span.unwrap_or(OpSpan { text, start: 0, end: 0 }));
+                let span = many.first().map(|f| OpSpan {
+                    text,
+                    start: f.start,
+                    end: many.last().map_or(f.end, |l| l.end),
+                });
+                self.spans.push(span.unwrap_or(OpSpan {
+                    text,
+                    start: 0,
+                    end: 0,
+                }));
                 Some(id)
             }
         };
@@ -342,13 +377,23 @@ impl Program {
             Agg::Last(f) => AggOp::Last(*f),
             Agg::First(f) => AggOp::First(*f),
         };
-        QueryOp { kind: q.kind, within: q.within, filter, agg }
+        QueryOp {
+            kind: q.kind,
+            within: q.within,
+            filter,
+            agg,
+        }
     }
 
     /// Source text of op `id`.
     pub fn source_of(&self, id: u32) -> &str {
-        let Some(s) = self.spans.get(id as usize) else { return "" };
-        self.texts.get(s.text as usize).and_then(|t| t.get(s.start as usize..s.end as usize)).unwrap_or("")
+        let Some(s) = self.spans.get(id as usize) else {
+            return "";
+        };
+        self.texts
+            .get(s.text as usize)
+            .and_then(|t| t.get(s.start as usize..s.end as usize))
+            .unwrap_or("")
     }
 }
 
@@ -363,7 +408,10 @@ pub struct EvalContext<'a> {
     pub now: i64,
 }
 
-static EMPTY_TABLE: EventTable = EventTable { at: Vec::new(), cols: Vec::new() };
+static EMPTY_TABLE: EventTable = EventTable {
+    at: Vec::new(),
+    cols: Vec::new(),
+};
 static MISSING: Value = Value::Missing;
 
 /// Mean Earth radius (IUGG), km.
@@ -410,7 +458,13 @@ pub fn compare(op: CmpOp, a: Val<'_>, b: Val<'_>) -> bool {
 /// Arithmetic semantics shared by both evaluators: missing or mismatched operands, division by zero and
 /// overflow give a missing value.
 pub fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
-    let num = |n: f64| if n.is_finite() { Val::Num(n) } else { Val::Missing };
+    let num = |n: f64| {
+        if n.is_finite() {
+            Val::Num(n)
+        } else {
+            Val::Missing
+        }
+    };
     match (op, a, b) {
         (ArithOp::Add, Val::Num(x), Val::Num(y)) => num(x + y),
         (ArithOp::Sub, Val::Num(x), Val::Num(y)) => num(x - y),
@@ -422,9 +476,15 @@ pub fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
                 num(x / y)
             }
         }
-        (ArithOp::Sub, Val::Time(x), Val::Time(y)) => x.checked_sub(y).map_or(Val::Missing, Val::Dur),
-        (ArithOp::Add, Val::Time(x), Val::Dur(y)) | (ArithOp::Add, Val::Dur(y), Val::Time(x)) => x.checked_add(y).map_or(Val::Missing, Val::Time),
-        (ArithOp::Sub, Val::Time(x), Val::Dur(y)) => x.checked_sub(y).map_or(Val::Missing, Val::Time),
+        (ArithOp::Sub, Val::Time(x), Val::Time(y)) => {
+            x.checked_sub(y).map_or(Val::Missing, Val::Dur)
+        }
+        (ArithOp::Add, Val::Time(x), Val::Dur(y)) | (ArithOp::Add, Val::Dur(y), Val::Time(x)) => {
+            x.checked_add(y).map_or(Val::Missing, Val::Time)
+        }
+        (ArithOp::Sub, Val::Time(x), Val::Dur(y)) => {
+            x.checked_sub(y).map_or(Val::Missing, Val::Time)
+        }
         (ArithOp::Add, Val::Dur(x), Val::Dur(y)) => x.checked_add(y).map_or(Val::Missing, Val::Dur),
         (ArithOp::Sub, Val::Dur(x), Val::Dur(y)) => x.checked_sub(y).map_or(Val::Missing, Val::Dur),
         _ => Val::Missing,
@@ -437,7 +497,10 @@ pub fn string_op(op: StrOp, a: &str, b: &str) -> bool {
         StrOp::Contains => a.contains(b),
         StrOp::StartsWith => a.starts_with(b),
         StrOp::EndsWith => a.ends_with(b),
-        StrOp::EqualsIgnoreCase => a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase)),
+        StrOp::EqualsIgnoreCase => a
+            .chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase)),
     }
 }
 
@@ -458,7 +521,12 @@ pub struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     /// An evaluator over `prog` reading `ctx`.
     pub fn new(prog: &'a Program, ctx: &'a EvalContext<'a>) -> Evaluator<'a> {
-        Evaluator { prog, ctx, seg_memo: vec![0; prog.segment_roots.len()], row: None }
+        Evaluator {
+            prog,
+            ctx,
+            seg_memo: vec![0; prog.segment_roots.len()],
+            row: None,
+        }
     }
 
     /// Evaluate a condition rooted at `root`.
@@ -473,7 +541,9 @@ impl<'a> Evaluator<'a> {
             Some(2) => return true,
             _ => {}
         }
-        let Some(&root) = self.prog.segment_roots.get(s as usize) else { return false };
+        let Some(&root) = self.prog.segment_roots.get(s as usize) else {
+            return false;
+        };
         // Segments are evaluated outside any event row, even when referenced inside a `where`.
         let saved = self.row.take();
         let r = self.test(root);
@@ -485,28 +555,59 @@ impl<'a> Evaluator<'a> {
     }
 
     fn table(&self, kind: u16) -> &'a EventTable {
-        self.ctx.profile.and_then(|p| p.events.get(kind as usize)).unwrap_or(&EMPTY_TABLE)
+        self.ctx
+            .profile
+            .and_then(|p| p.events.get(kind as usize))
+            .unwrap_or(&EMPTY_TABLE)
     }
 
     /// Evaluate op `id`.
     pub fn eval(&mut self, id: u32) -> Val<'a> {
         let prog = self.prog;
-        let Some(op) = prog.ops.get(id as usize) else { return Val::Missing };
+        let Some(op) = prog.ops.get(id as usize) else {
+            return Val::Missing;
+        };
         match op {
             Op::Bool(b) => Val::Bool(*b),
             Op::Num(n) => Val::Num(*n),
-            Op::Str(i) => prog.strs.get(*i as usize).map_or(Val::Missing, |s| Val::Str(s)),
+            Op::Str(i) => prog
+                .strs
+                .get(*i as usize)
+                .map_or(Val::Missing, |s| Val::Str(s)),
             Op::Time(t) => Val::Time(*t),
             Op::Dur(d) => Val::Dur(*d),
             Op::Ver(v) => Val::Ver(*v),
-            Op::StrList(i) => prog.str_lists.get(*i as usize).map_or(Val::Missing, |l| Val::StrList(l)),
-            Op::NumList(i) => prog.num_lists.get(*i as usize).map_or(Val::Missing, |l| Val::NumList(l)),
+            Op::StrList(i) => prog
+                .str_lists
+                .get(*i as usize)
+                .map_or(Val::Missing, |l| Val::StrList(l)),
+            Op::NumList(i) => prog
+                .num_lists
+                .get(*i as usize)
+                .map_or(Val::Missing, |l| Val::NumList(l)),
             Op::Slot(i) => self.ctx.slots.get(*i as usize).unwrap_or(&MISSING).as_val(),
-            Op::Trait(i) => self.ctx.profile.and_then(|p| p.traits.get(*i as usize)).unwrap_or(&MISSING).as_val(),
-            Op::ProfileSegments => self.ctx.profile.map_or(Val::Missing, |p| p.segments.as_val()),
-            Op::Consent(i) => self.ctx.profile.and_then(|p| p.consent.get(*i as usize).copied().flatten()).map_or(Val::Missing, Val::Bool),
-            Op::Field(f) => self.row.map_or(Val::Missing, |(t, r)| t.get(*f, r).as_val()),
-            Op::At => self.row.and_then(|(t, r)| t.at.get(r).copied()).map_or(Val::Missing, Val::Time),
+            Op::Trait(i) => self
+                .ctx
+                .profile
+                .and_then(|p| p.traits.get(*i as usize))
+                .unwrap_or(&MISSING)
+                .as_val(),
+            Op::ProfileSegments => self
+                .ctx
+                .profile
+                .map_or(Val::Missing, |p| p.segments.as_val()),
+            Op::Consent(i) => self
+                .ctx
+                .profile
+                .and_then(|p| p.consent.get(*i as usize).copied().flatten())
+                .map_or(Val::Missing, Val::Bool),
+            Op::Field(f) => self
+                .row
+                .map_or(Val::Missing, |(t, r)| t.get(*f, r).as_val()),
+            Op::At => self
+                .row
+                .and_then(|(t, r)| t.at.get(r).copied())
+                .map_or(Val::Missing, Val::Time),
             Op::Segment(s) => Val::Bool(self.segment(*s)),
             Op::Not(a) => Val::Bool(!self.eval(*a).truthy()),
             Op::Neg(a) => match self.eval(*a) {
@@ -514,7 +615,9 @@ impl<'a> Evaluator<'a> {
                 _ => Val::Missing,
             },
             Op::And(first, len) => {
-                let Some(kids) = prog.args.get(*first as usize..(*first + *len) as usize) else { return Val::Missing };
+                let Some(kids) = prog.args.get(*first as usize..(*first + *len) as usize) else {
+                    return Val::Missing;
+                };
                 for &k in kids {
                     if !self.eval(k).truthy() {
                         return Val::Bool(false);
@@ -523,7 +626,9 @@ impl<'a> Evaluator<'a> {
                 Val::Bool(true)
             }
             Op::Or(first, len) => {
-                let Some(kids) = prog.args.get(*first as usize..(*first + *len) as usize) else { return Val::Missing };
+                let Some(kids) = prog.args.get(*first as usize..(*first + *len) as usize) else {
+                    return Val::Missing;
+                };
                 for &k in kids {
                     if self.eval(k).truthy() {
                         return Val::Bool(true);
@@ -542,7 +647,9 @@ impl<'a> Evaluator<'a> {
             Op::InConst(n, h, neg) => {
                 let found = match (self.eval(*n), self.eval(*h)) {
                     (Val::Str(s), Val::StrList(l)) => l.binary_search_by(|x| (**x).cmp(s)).is_ok(),
-                    (Val::Num(x), Val::NumList(l)) => l.binary_search_by(|y| y.total_cmp(&x)).is_ok(),
+                    (Val::Num(x), Val::NumList(l)) => {
+                        l.binary_search_by(|y| y.total_cmp(&x)).is_ok()
+                    }
                     _ => return Val::Bool(false),
                 };
                 Val::Bool(found != *neg)
@@ -712,12 +819,20 @@ impl<'a> Evaluator<'a> {
         loop {
             match self.prog.ops.get(id as usize) {
                 Some(Op::And(first, len)) => {
-                    let kids = self.prog.args.get(*first as usize..(*first + *len) as usize).unwrap_or(&[]);
-                    let Some(&k) = kids.iter().find(|&&k| !self.eval(k).truthy()) else { return (id, seg) };
+                    let kids = self
+                        .prog
+                        .args
+                        .get(*first as usize..(*first + *len) as usize)
+                        .unwrap_or(&[]);
+                    let Some(&k) = kids.iter().find(|&&k| !self.eval(k).truthy()) else {
+                        return (id, seg);
+                    };
                     id = k;
                 }
                 Some(Op::Segment(s)) => {
-                    let Some(&r) = self.prog.segment_roots.get(*s as usize) else { return (id, seg) };
+                    let Some(&r) = self.prog.segment_roots.get(*s as usize) else {
+                        return (id, seg);
+                    };
                     seg = Some(*s);
                     id = r;
                 }

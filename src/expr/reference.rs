@@ -87,19 +87,32 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
             Const::Time(x) => RVal::V(Value::Time(*x)),
             Const::Dur(x) => RVal::Dur(*x),
             Const::Ver(v) => RVal::V(Value::Ver(*v)),
-            Const::StrList(l) => RVal::V(Value::StrList(l.iter().map(|s| s.as_str().into()).collect())),
+            Const::StrList(l) => RVal::V(Value::StrList(
+                l.iter().map(|s| s.as_str().into()).collect(),
+            )),
             Const::NumList(l) => RVal::V(Value::NumList(l.clone().into())),
         },
         TKind::Path(key) => {
             let v = match key {
-                PathKey::Trait(i) => env.profile.and_then(|p| p.traits.get(*i as usize).cloned()).unwrap_or_default(),
-                PathKey::ProfileSegments => env.profile.map(|p| p.segments.clone()).unwrap_or_default(),
+                PathKey::Trait(i) => env
+                    .profile
+                    .and_then(|p| p.traits.get(*i as usize).cloned())
+                    .unwrap_or_default(),
+                PathKey::ProfileSegments => {
+                    env.profile.map(|p| p.segments.clone()).unwrap_or_default()
+                }
                 PathKey::Consent(name) => {
                     let i = env.consent_names.iter().position(|c| c == name);
-                    env.profile.and_then(|p| i.and_then(|i| p.consent.get(i).copied().flatten())).map_or(Value::Missing, Value::Bool)
+                    env.profile
+                        .and_then(|p| i.and_then(|i| p.consent.get(i).copied().flatten()))
+                        .map_or(Value::Missing, Value::Bool)
                 }
                 PathKey::Events(_) => Value::Bool(false),
-                other => RequestView::new(env.req, env.now).value(other, env.schema).0,
+                other => {
+                    RequestView::new(env.req, env.now)
+                        .value(other, env.schema)
+                        .0
+                }
             };
             if v.is_present() {
                 RVal::V(v)
@@ -122,17 +135,25 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
         },
         TKind::And(x, y) => b(eval(x, env, row).truthy() && eval(y, env, row).truthy()),
         TKind::Or(x, y) => b(eval(x, env, row).truthy() || eval(y, env, row).truthy()),
-        TKind::Cmp(op, x, y) => b(compare(*op, eval(x, env, row).val(), eval(y, env, row).val())),
+        TKind::Cmp(op, x, y) => b(compare(
+            *op,
+            eval(x, env, row).val(),
+            eval(y, env, row).val(),
+        )),
         TKind::Arith(op, x, y) => {
             let (l, r) = (eval(x, env, row), eval(y, env, row));
             RVal::from_val(arith(*op, l.val(), r.val()))
         }
-        TKind::In { needle, haystack, negate } => {
+        TKind::In {
+            needle,
+            haystack,
+            negate,
+        } => {
             let n = eval(needle, env, row);
             let h = eval(haystack, env, row);
             let found = match (n.val(), h.val()) {
                 (Val::Str(s), Val::StrList(l)) => l.iter().any(|x| **x == *s),
-                (Val::Num(x), Val::NumList(l)) => l.iter().any(|y| *y == x),
+                (Val::Num(x), Val::NumList(l)) => l.contains(&x),
                 _ => return b(false),
             };
             b(found != *negate)
@@ -159,15 +180,27 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
             _ => b(false),
         },
         TKind::Query(q) => {
-            static EMPTY: EventTable = EventTable { at: Vec::new(), cols: Vec::new() };
-            let tab = env.profile.and_then(|p| p.events.get(q.kind as usize)).unwrap_or(&EMPTY);
+            static EMPTY: EventTable = EventTable {
+                at: Vec::new(),
+                cols: Vec::new(),
+            };
+            let tab = env
+                .profile
+                .and_then(|p| p.events.get(q.kind as usize))
+                .unwrap_or(&EMPTY);
             let rows: Vec<usize> = (0..tab.len())
                 .filter(|&r| {
                     let in_window = match q.within {
-                        Some(w) => tab.at.get(r).is_some_and(|&at| at >= env.now.saturating_sub(w)),
+                        Some(w) => tab
+                            .at
+                            .get(r)
+                            .is_some_and(|&at| at >= env.now.saturating_sub(w)),
                         None => true,
                     };
-                    in_window && q.filters.iter().all(|f| eval(f, env, Some((tab, r))).truthy())
+                    in_window
+                        && q.filters
+                            .iter()
+                            .all(|f| eval(f, env, Some((tab, r))).truthy())
                 })
                 .collect();
             match &q.agg {
@@ -195,7 +228,9 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
                         if v == RVal::Missing {
                             continue;
                         }
-                        if best == RVal::Missing || compare(if min { CmpOp::Lt } else { CmpOp::Gt }, v.val(), best.val()) {
+                        if best == RVal::Missing
+                            || compare(if min { CmpOp::Lt } else { CmpOp::Gt }, v.val(), best.val())
+                        {
                             best = v;
                         }
                     }
@@ -204,7 +239,11 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
                 Agg::Any(p) => b(rows.iter().any(|&r| eval(p, env, Some((tab, r))).truthy())),
                 Agg::All(p) => b(rows.iter().all(|&r| eval(p, env, Some((tab, r))).truthy())),
                 Agg::Last(f) | Agg::First(f) => {
-                    let pick = if matches!(q.agg, Agg::Last(_)) { rows.last() } else { rows.first() };
+                    let pick = if matches!(q.agg, Agg::Last(_)) {
+                        rows.last()
+                    } else {
+                        rows.first()
+                    };
                     match (pick, f) {
                         (None, _) => RVal::Missing,
                         (Some(_), None) => b(true),

@@ -72,7 +72,12 @@ struct Token {
 }
 
 fn err(message: impl Into<String>, start: usize, end: usize) -> SyntaxError {
-    SyntaxError { message: message.into(), start, end, help: None }
+    SyntaxError {
+        message: message.into(),
+        start,
+        end,
+        help: None,
+    }
 }
 
 fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
@@ -81,7 +86,11 @@ fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
     let mut i = 0;
     while let Some(&c) = bytes.get(i) {
         let start = i;
-        let single = |t: Tok| Token { tok: t, start, end: start + 1 };
+        let single = |t: Tok| Token {
+            tok: t,
+            start,
+            end: start + 1,
+        };
         match c {
             b' ' | b'\t' | b'\n' | b'\r' => {
                 i += 1;
@@ -120,10 +129,16 @@ fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                     (b'<', _) => (Tok::Lt, 1),
                     (b'>', _) => (Tok::Gt, 1),
                     (b'&', _) => {
-                        return Err(SyntaxError { help: Some("use `&&` for \"and\"".into()), ..err("unexpected `&`", i, i + 1) })
+                        return Err(SyntaxError {
+                            help: Some("use `&&` for \"and\"".into()),
+                            ..err("unexpected `&`", i, i + 1)
+                        })
                     }
                     (b'|', _) => {
-                        return Err(SyntaxError { help: Some("use `||` for \"or\"".into()), ..err("unexpected `|`", i, i + 1) })
+                        return Err(SyntaxError {
+                            help: Some("use `||` for \"or\"".into()),
+                            ..err("unexpected `|`", i, i + 1)
+                        })
                     }
                     _ => {
                         return Err(SyntaxError {
@@ -132,7 +147,11 @@ fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                         })
                     }
                 };
-                out.push(Token { tok, start, end: start + len });
+                out.push(Token {
+                    tok,
+                    start,
+                    end: start + len,
+                });
                 i += len;
                 continue;
             }
@@ -162,7 +181,11 @@ fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                             other => {
                                 return Err(SyntaxError {
                                     help: Some("escapes are \\n \\t \\\\ \\\" \\'".into()),
-                                    ..err(format!("unknown escape `\\{other}`"), i - 1 - other.len_utf8(), i)
+                                    ..err(
+                                        format!("unknown escape `\\{other}`"),
+                                        i - 1 - other.len_utf8(),
+                                        i,
+                                    )
                                 })
                             }
                         }
@@ -170,11 +193,18 @@ fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                         s.push(ch);
                     }
                 }
-                out.push(Token { tok: Tok::Str(s), start, end: i });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    start,
+                    end: i,
+                });
                 continue;
             }
             b'0'..=b'9' => {
-                while bytes.get(i).is_some_and(|b| b.is_ascii_digit() || *b == b'_') {
+                while bytes
+                    .get(i)
+                    .is_some_and(|b| b.is_ascii_digit() || *b == b'_')
+                {
                     i += 1;
                 }
                 if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
@@ -183,59 +213,92 @@ fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                         i += 1;
                     }
                 }
-                let digits: String = src.get(start..i).unwrap_or("").chars().filter(|c| *c != '_').collect();
+                let digits: String = src
+                    .get(start..i)
+                    .unwrap_or("")
+                    .chars()
+                    .filter(|c| *c != '_')
+                    .collect();
                 // A unit suffix right after the number makes a duration literal: 30d, 12h, 15m, 45s, 2w, 500ms.
                 let unit_start = i;
                 while bytes.get(i).is_some_and(u8::is_ascii_alphabetic) {
                     i += 1;
                 }
                 let unit = src.get(unit_start..i).unwrap_or("");
-                let value: f64 = digits.parse().map_err(|_| err("invalid number", start, i))?;
+                let value: f64 = digits
+                    .parse()
+                    .map_err(|_| err("invalid number", start, i))?;
                 if unit.is_empty() {
-                    out.push(Token { tok: Tok::Num(value), start, end: i });
+                    out.push(Token {
+                        tok: Tok::Num(value),
+                        start,
+                        end: i,
+                    });
                 } else {
-                    let ms_per = match unit {
-                        "ms" => 1.0,
-                        "s" => 1_000.0,
-                        "m" => 60_000.0,
-                        "h" => 3_600_000.0,
-                        "d" => 86_400_000.0,
-                        "w" => 604_800_000.0,
-                        _ => {
-                            return Err(SyntaxError {
-                                help: Some("duration units are `ms`, `s`, `m`, `h`, `d`, `w`, e.g. `30d`".into()),
+                    let ms_per =
+                        match unit {
+                            "ms" => 1.0,
+                            "s" => 1_000.0,
+                            "m" => 60_000.0,
+                            "h" => 3_600_000.0,
+                            "d" => 86_400_000.0,
+                            "w" => 604_800_000.0,
+                            _ => return Err(SyntaxError {
+                                help: Some(
+                                    "duration units are `ms`, `s`, `m`, `h`, `d`, `w`, e.g. `30d`"
+                                        .into(),
+                                ),
                                 ..err(format!("unknown duration unit `{unit}`"), unit_start, i)
-                            })
-                        }
-                    };
+                            }),
+                        };
                     let ms = value * ms_per;
                     if !(0.0..=9.0e15).contains(&ms) {
                         return Err(err("duration out of range", start, i));
                     }
-                    out.push(Token { tok: Tok::Dur(ms as i64), start, end: i });
+                    out.push(Token {
+                        tok: Tok::Dur(ms as i64),
+                        start,
+                        end: i,
+                    });
                 }
                 continue;
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
-                while bytes.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+                while bytes
+                    .get(i)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                {
                     i += 1;
                 }
                 let word = src.get(start..i).unwrap_or("").to_string();
-                out.push(Token { tok: Tok::Ident(word), start, end: i });
+                out.push(Token {
+                    tok: Tok::Ident(word),
+                    start,
+                    end: i,
+                });
                 continue;
             }
             _ => {
                 let ch = src.get(i..).and_then(|r| r.chars().next()).unwrap_or('?');
                 let help = match ch {
-                    '“' | '”' | '‘' | '’' => Some("use straight quotes `\"` or `'`".to_string()),
+                    '“' | '”' | '‘' | '’' => {
+                        Some("use straight quotes `\"` or `'`".to_string())
+                    }
                     _ => None,
                 };
-                return Err(SyntaxError { help, ..err(format!("unexpected character `{ch}`"), i, i + ch.len_utf8()) });
+                return Err(SyntaxError {
+                    help,
+                    ..err(format!("unexpected character `{ch}`"), i, i + ch.len_utf8())
+                });
             }
         }
         i += 1;
     }
-    out.push(Token { tok: Tok::Eof, start: src.len(), end: src.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        start: src.len(),
+        end: src.len(),
+    });
     Ok(out)
 }
 
@@ -248,12 +311,26 @@ struct Parser<'a> {
 /// Parse an expression.
 pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
     if src.len() > MAX_LEN {
-        return Err(err(format!("expression is {} bytes long; the limit is {MAX_LEN}", src.len()), 0, 0));
+        return Err(err(
+            format!(
+                "expression is {} bytes long; the limit is {MAX_LEN}",
+                src.len()
+            ),
+            0,
+            0,
+        ));
     }
     let toks = lex(src)?;
-    let mut p = Parser { toks: &toks, pos: 0, depth: 0 };
+    let mut p = Parser {
+        toks: &toks,
+        pos: 0,
+        depth: 0,
+    };
     if p.peek() == &Tok::Eof {
-        return Err(SyntaxError { help: Some("write a condition, e.g. `true`".into()), ..err("empty expression", 0, 0) });
+        return Err(SyntaxError {
+            help: Some("write a condition, e.g. `true`".into()),
+            ..err("empty expression", 0, 0)
+        });
     }
     let e = p.or()?;
     let t = p.token();
@@ -295,17 +372,27 @@ fn describe(t: &Tok) -> String {
     }
 }
 
-const EOF_TOKEN: Token = Token { tok: Tok::Eof, start: 0, end: 0 };
+const EOF_TOKEN: Token = Token {
+    tok: Tok::Eof,
+    start: 0,
+    end: 0,
+};
 
 impl Parser<'_> {
     fn token(&self) -> &Token {
-        self.toks.get(self.pos).or(self.toks.last()).unwrap_or(&EOF_TOKEN)
+        self.toks
+            .get(self.pos)
+            .or(self.toks.last())
+            .unwrap_or(&EOF_TOKEN)
     }
     fn peek(&self) -> &Tok {
         &self.token().tok
     }
     fn peek2(&self) -> &Tok {
-        self.toks.get(self.pos + 1).map(|t| &t.tok).unwrap_or(&Tok::Eof)
+        self.toks
+            .get(self.pos + 1)
+            .map(|t| &t.tok)
+            .unwrap_or(&Tok::Eof)
     }
     fn bump(&mut self) -> Token {
         let t = self.token().clone();
@@ -320,14 +407,22 @@ impl Parser<'_> {
             self.pos += 1;
             Ok(t)
         } else {
-            Err(err(format!("expected {what}, found {}", describe(&t.tok)), t.start, t.end))
+            Err(err(
+                format!("expected {what}, found {}", describe(&t.tok)),
+                t.start,
+                t.end,
+            ))
         }
     }
     fn enter(&mut self) -> Result<(), SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             let t = self.token();
-            return Err(err(format!("expression nests deeper than {MAX_DEPTH} levels"), t.start, t.end));
+            return Err(err(
+                format!("expression nests deeper than {MAX_DEPTH} levels"),
+                t.start,
+                t.end,
+            ));
         }
         Ok(())
     }
@@ -372,7 +467,10 @@ impl Parser<'_> {
         };
         self.bump();
         let right = self.add()?;
-        if matches!(self.peek(), Tok::EqEq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge) {
+        if matches!(
+            self.peek(),
+            Tok::EqEq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge
+        ) {
             let t = self.token();
             return Err(SyntaxError {
                 help: Some("comparisons do not chain; write `a < b && b < c`".into()),
@@ -428,7 +526,11 @@ impl Parser<'_> {
         let inner = self.unary()?;
         self.depth -= 1;
         let end = inner.end;
-        Ok(Expr { kind: ExprKind::Unary(op, Box::new(inner)), start: t.start, end })
+        Ok(Expr {
+            kind: ExprKind::Unary(op, Box::new(inner)),
+            start: t.start,
+            end,
+        })
     }
 
     fn args(&mut self) -> Result<(Vec<Expr>, usize), SyntaxError> {
@@ -454,19 +556,35 @@ impl Parser<'_> {
             self.bump();
             let t = self.bump();
             let Tok::Ident(name) = t.tok else {
-                return Err(err(format!("expected a name after `.`, found {}", describe(&t.tok)), t.start, t.end));
+                return Err(err(
+                    format!("expected a name after `.`, found {}", describe(&t.tok)),
+                    t.start,
+                    t.end,
+                ));
             };
-            let ident = Ident { name, start: t.start, end: t.end };
+            let ident = Ident {
+                name,
+                start: t.start,
+                end: t.end,
+            };
             if self.peek() == &Tok::LParen {
                 let (args, end) = self.args()?;
                 let start = e.start;
-                e = Expr { kind: ExprKind::Method(Box::new(e), ident, args), start, end };
+                e = Expr {
+                    kind: ExprKind::Method(Box::new(e), ident, args),
+                    start,
+                    end,
+                };
             } else if let ExprKind::Path(parts) = &mut e.kind {
                 e.end = ident.end;
                 parts.push(ident);
             } else {
                 let (start, end) = (e.start, ident.end);
-                e = Expr { kind: ExprKind::Member(Box::new(e), ident), start, end };
+                e = Expr {
+                    kind: ExprKind::Member(Box::new(e), ident),
+                    start,
+                    end,
+                };
             }
         }
         Ok(e)
@@ -481,7 +599,11 @@ impl Parser<'_> {
             Tok::LParen => {
                 let inner = self.or()?;
                 let close = self.expect(Tok::RParen, "`)`")?;
-                return Ok(Expr { kind: inner.kind, start: t.start, end: close.end });
+                return Ok(Expr {
+                    kind: inner.kind,
+                    start: t.start,
+                    end: close.end,
+                });
             }
             Tok::LBrack => {
                 let mut items = Vec::new();
@@ -499,15 +621,27 @@ impl Parser<'_> {
                     }
                 }
                 let close = self.expect(Tok::RBrack, "`]` or `,`")?;
-                return Ok(Expr { kind: ExprKind::List(items), start: t.start, end: close.end });
+                return Ok(Expr {
+                    kind: ExprKind::List(items),
+                    start: t.start,
+                    end: close.end,
+                });
             }
             Tok::Ident(w) if w == "true" => ExprKind::Bool(true),
             Tok::Ident(w) if w == "false" => ExprKind::Bool(false),
             Tok::Ident(name) => {
-                let ident = Ident { name, start: t.start, end: t.end };
+                let ident = Ident {
+                    name,
+                    start: t.start,
+                    end: t.end,
+                };
                 if self.peek() == &Tok::LParen {
                     let (args, end) = self.args()?;
-                    return Ok(Expr { kind: ExprKind::Call(ident, args), start: t.start, end });
+                    return Ok(Expr {
+                        kind: ExprKind::Call(ident, args),
+                        start: t.start,
+                        end,
+                    });
                 }
                 ExprKind::Path(vec![ident])
             }
@@ -517,9 +651,19 @@ impl Parser<'_> {
                     ..err("expected a value, found end of expression", t.start, t.end)
                 })
             }
-            other => return Err(err(format!("expected a value, found {}", describe(&other)), t.start, t.end)),
+            other => {
+                return Err(err(
+                    format!("expected a value, found {}", describe(&other)),
+                    t.start,
+                    t.end,
+                ))
+            }
         };
-        Ok(Expr { kind, start: t.start, end: t.end })
+        Ok(Expr {
+            kind,
+            start: t.start,
+            end: t.end,
+        })
     }
 }
 

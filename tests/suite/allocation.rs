@@ -6,7 +6,10 @@ use tailor::allocation::{bucket, murmur3_x86_32, Draw};
 use tailor::wire::DecideRequest;
 
 fn vectors() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/allocation_vectors.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/data/allocation_vectors.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -17,7 +20,11 @@ fn murmur3_matches_reference_vectors() {
     for h in hashes {
         let input = h["input"].as_str().unwrap();
         let seed = u32::try_from(h["seed"].as_u64().unwrap()).unwrap();
-        assert_eq!(u64::from(murmur3_x86_32(input.as_bytes(), seed)), h["hash"].as_u64().unwrap(), "murmur3({input:?}, {seed})");
+        assert_eq!(
+            u64::from(murmur3_x86_32(input.as_bytes(), seed)),
+            h["hash"].as_u64().unwrap(),
+            "murmur3({input:?}, {seed})"
+        );
     }
 }
 
@@ -31,8 +38,18 @@ fn buckets_match_reference_vectors() {
             "exclusion" => Draw::Exclusion,
             _ => Draw::Holdout,
         };
-        let got = bucket(b["salt"].as_str().unwrap(), draw, b["unit"].as_str().unwrap(), b["visitor"].as_str().unwrap());
-        assert_eq!(u64::from(got), b["bucket"].as_u64().unwrap(), "{}", b["key"]);
+        let got = bucket(
+            b["salt"].as_str().unwrap(),
+            draw,
+            b["unit"].as_str().unwrap(),
+            b["visitor"].as_str().unwrap(),
+        );
+        assert_eq!(
+            u64::from(got),
+            b["bucket"].as_u64().unwrap(),
+            "{}",
+            b["key"]
+        );
     }
 }
 
@@ -41,11 +58,22 @@ fn buckets_match_reference_vectors() {
 #[test]
 fn distribution_follows_weights() {
     let e = engine(&root().join("tests/bundles/lang"));
-    let req = DecideRequest { placements: vec!["ab".into(), "partial".into(), "held".into(), "group_a".into()], ..DecideRequest::default() };
+    let req = DecideRequest {
+        placements: vec![
+            "ab".into(),
+            "partial".into(),
+            "held".into(),
+            "group_a".into(),
+        ],
+        ..DecideRequest::default()
+    };
     let n = 100_000u32;
     let sim = e.simulate(&req, None, 1_800_000_000_000, n);
     let share = |p: &str, x: &str, v: &str| {
-        sim.rows.iter().find(|r| r.placement == p && r.experience == x && r.variant == v).map_or(0.0, |r| r.share * 100.0)
+        sim.rows
+            .iter()
+            .find(|r| r.placement == p && r.experience == x && r.variant == v)
+            .map_or(0.0, |r| r.share * 100.0)
     };
     let checks = [
         (share("ab", "ab-test", "a"), 25.0),
@@ -55,7 +83,10 @@ fn distribution_follows_weights() {
         (share("group_a", "group-a-exp", "main"), 50.0),
     ];
     for (got, want) in checks {
-        assert!((got - want).abs() <= 0.5, "share {got:.3} % is not within 0.5 pp of {want} %");
+        assert!(
+            (got - want).abs() <= 0.5,
+            "share {got:.3} % is not within 0.5 pp of {want} %"
+        );
     }
 }
 

@@ -8,16 +8,27 @@ fn bin() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo).args(["build", "-q", "-p", "tailor-cli"]).current_dir(root()).status().unwrap();
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "tailor-cli"])
+            .current_dir(root())
+            .status()
+            .unwrap();
         assert!(status.success(), "building the CLI failed");
         // target/<profile>/deps/tests-<hash> → target/<profile>/tailor
         let exe = std::env::current_exe().unwrap();
-        exe.parent().and_then(|d| d.parent()).unwrap().join(format!("tailor{}", std::env::consts::EXE_SUFFIX))
+        exe.parent()
+            .and_then(|d| d.parent())
+            .unwrap()
+            .join(format!("tailor{}", std::env::consts::EXE_SUFFIX))
     })
 }
 
 fn tailor(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(root()).output().unwrap()
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -32,7 +43,12 @@ fn check_every_example_bundle() {
         let p = entry.unwrap().path();
         if p.is_dir() {
             let out = tailor(&["check", p.to_str().unwrap()]);
-            assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -42,10 +58,18 @@ fn invalid_bundle_exits_1_with_every_error() {
     let out = tailor(&["check", "tests/diagnostics/unknown_names"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tests/diagnostics/unknown_names/bundle.toml:20:29"), "{err}");
+    assert!(
+        err.contains("tests/diagnostics/unknown_names/bundle.toml:20:29"),
+        "{err}"
+    );
     assert!(err.contains("8 errors found"), "{err}");
 
-    let out = tailor(&["check", "--error-format", "json", "tests/diagnostics/unknown_names"]);
+    let out = tailor(&[
+        "check",
+        "--error-format",
+        "json",
+        "tests/diagnostics/unknown_names",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let recs = v.as_array().unwrap();
@@ -63,7 +87,20 @@ fn usage_errors_exit_2() {
     assert_eq!(tailor(&["check"]).status.code(), Some(2));
     assert_eq!(tailor(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(tailor(&["check", "no/such/dir"]).status.code(), Some(2));
-    assert_eq!(tailor(&["decide", "--bundle", "rules/retail", "--request", "x.json", "--now", "yesterday"]).status.code(), Some(2));
+    assert_eq!(
+        tailor(&[
+            "decide",
+            "--bundle",
+            "rules/retail",
+            "--request",
+            "x.json",
+            "--now",
+            "yesterday"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -71,7 +108,10 @@ fn help_on_every_command() {
     for cmd in ["check", "build", "decide", "simulate"] {
         let out = tailor(&[cmd, "--help"]);
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: tailor"), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: tailor"),
+            "{cmd}"
+        );
     }
 }
 
@@ -79,9 +119,17 @@ fn help_on_every_command() {
 fn build_check_decide_and_tamper() {
     let art = tmp("retail.json");
     let out = tailor(&["build", "rules/retail", "-o", art.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = tailor(&["check", art.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let decide = |bundle: &str| {
         tailor(&[
@@ -104,7 +152,9 @@ fn build_check_decide_and_tamper() {
     assert_eq!(v["decisions"][0]["experience"], "vip-welcome-back");
 
     // Change one character of the content: the hash no longer matches.
-    let text = std::fs::read_to_string(&art).unwrap().replacen("Welcome back", "Welcome b4ck", 1);
+    let text = std::fs::read_to_string(&art)
+        .unwrap()
+        .replacen("Welcome back", "Welcome b4ck", 1);
     let bad = tmp("tampered.json");
     std::fs::write(&bad, text).unwrap();
     let out = tailor(&["check", bad.to_str().unwrap()]);
@@ -116,7 +166,15 @@ fn build_check_decide_and_tamper() {
 fn invalid_request_exits_1_with_json_error() {
     let req = tmp("bad-request.json");
     std::fs::write(&req, r#"{"placements": ["home_hero"], "visitor": "typo"}"#).unwrap();
-    let out = tailor(&["decide", "--bundle", "rules/retail", "--request", req.to_str().unwrap(), "--now", "2026-12-03T10:00:00Z"]);
+    let out = tailor(&[
+        "decide",
+        "--bundle",
+        "rules/retail",
+        "--request",
+        req.to_str().unwrap(),
+        "--now",
+        "2026-12-03T10:00:00Z",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(v["code"], "invalid_request");
@@ -124,18 +182,48 @@ fn invalid_request_exits_1_with_json_error() {
 
 #[test]
 fn simulate_shows_shares() {
-    let out = tailor(&["simulate", "--bundle", "rules/retail", "--visitors", "20000", "--now", "2026-12-03T10:00:00Z", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tailor(&[
+        "simulate",
+        "--bundle",
+        "rules/retail",
+        "--visitors",
+        "20000",
+        "--now",
+        "2026-12-03T10:00:00Z",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    let share = |p: &str, e: &str| rows.iter().filter(|r| r["placement"] == p && r["experience"] == e).map(|r| r["share"].as_f64().unwrap()).sum::<f64>();
+    let share = |p: &str, e: &str| {
+        rows.iter()
+            .filter(|r| r["placement"] == p && r["experience"] == e)
+            .map(|r| r["share"].as_f64().unwrap())
+            .sum::<f64>()
+    };
     // 10 % holdout on product_recs.
     assert!((share("product_recs", "(holdout)") - 0.10).abs() < 0.01);
     // Every placement's shares add up to 1.
     for p in ["home_hero", "product_recs", "promo_strip"] {
-        let total: f64 = rows.iter().filter(|r| r["placement"] == p).map(|r| r["share"].as_f64().unwrap()).sum();
+        let total: f64 = rows
+            .iter()
+            .filter(|r| r["placement"] == p)
+            .map(|r| r["share"].as_f64().unwrap())
+            .sum();
         assert!((total - 1.0).abs() < 1e-9, "{p}: {total}");
     }
-    let table = tailor(&["simulate", "--bundle", "rules/retail", "--visitors", "1000", "--now", "2026-12-03T10:00:00Z"]);
+    let table = tailor(&[
+        "simulate",
+        "--bundle",
+        "rules/retail",
+        "--visitors",
+        "1000",
+        "--now",
+        "2026-12-03T10:00:00Z",
+    ]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("recs-layout-test"));
 }

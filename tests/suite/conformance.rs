@@ -11,7 +11,9 @@ fn check_decision(case: &str, placement: &str, want: &Value, got: &Value) -> Vec
     let mut expect = |field: &str, w: &Value| {
         let g = got.get(field).unwrap_or(&Value::Null);
         if g != w {
-            errs.push(format!("{case}: placement `{placement}`: {field} is {g}, expected {w}"));
+            errs.push(format!(
+                "{case}: placement `{placement}`: {field} is {g}, expected {w}"
+            ));
         }
     };
     match want {
@@ -54,33 +56,54 @@ fn run_file(name: &str) -> usize {
         let expect = case["expect"].as_object().unwrap();
         let mut req = case["request"].clone();
         if req.get("placements").is_none() {
-            req["placements"] = Value::Array(expect.keys().map(|k| Value::String(k.clone())).collect());
+            req["placements"] =
+                Value::Array(expect.keys().map(|k| Value::String(k.clone())).collect());
         }
         let req_bytes = serde_json::to_vec(&req).unwrap();
         let profile = case.get("profile").map(|p| serde_json::to_vec(p).unwrap());
         let now = tailor::time::parse_timestamp(case["now"].as_str().unwrap()).unwrap();
-        let a = from_source.decide_json(&req_bytes, profile.as_deref(), now).unwrap_or_else(|e| panic!("{cname}: {e:?}"));
-        let b = from_artifact.decide_json(&req_bytes, profile.as_deref(), now).unwrap();
-        let (ja, jb) = (serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        let a = from_source
+            .decide_json(&req_bytes, profile.as_deref(), now)
+            .unwrap_or_else(|e| panic!("{cname}: {e:?}"));
+        let b = from_artifact
+            .decide_json(&req_bytes, profile.as_deref(), now)
+            .unwrap();
+        let (ja, jb) = (
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap(),
+        );
         assert_eq!(ja, jb, "{cname}: source and artifact engines disagree");
         // With explain on, decisions must not change.
         let mut req_explain: DecideRequest = serde_json::from_slice(&req_bytes).unwrap();
         req_explain.explain = true;
-        let p = profile.as_deref().map(|p| from_source.decode_profile(p).unwrap());
+        let p = profile
+            .as_deref()
+            .map(|p| from_source.decode_profile(p).unwrap());
         let c = from_source.decide(&req_explain, p.as_ref(), now);
         for (x, y) in a.decisions.iter().zip(&c.decisions) {
-            assert_eq!((&x.experience, &x.variant, x.reason), (&y.experience, &y.variant, y.reason), "{cname}: explain changed the decision");
+            assert_eq!(
+                (&x.experience, &x.variant, x.reason),
+                (&y.experience, &y.variant, y.reason),
+                "{cname}: explain changed the decision"
+            );
             assert!(y.trace.is_some(), "{cname}: explain gave no trace");
         }
         let got: Value = serde_json::from_str(&ja).unwrap();
         for (placement, want) in expect {
-            let d = got["decisions"].as_array().unwrap().iter().find(|d| d["placement"] == placement.as_str());
+            let d = got["decisions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["placement"] == placement.as_str());
             match d {
                 Some(d) => failures.extend(check_decision(cname, placement, want, d)),
                 None => failures.push(format!("{cname}: no decision for `{placement}`")),
             }
         }
-        let notes: Vec<&str> = got["notes"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let notes: Vec<&str> = got["notes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         if let Some(want) = case.get("expect_notes") {
             for w in want.as_array().unwrap() {
                 if !notes.contains(&w.as_str().unwrap()) {
@@ -91,7 +114,12 @@ fn run_file(name: &str) -> usize {
             failures.push(format!("{cname}: unexpected notes {notes:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} conformance failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     cases.len()
 }
 
@@ -118,5 +146,9 @@ fn every_corpus_file_is_run() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     names.sort();
-    assert_eq!(names, ["allocation.json", "features.json", "retail.json"], "add new corpus files to this suite");
+    assert_eq!(
+        names,
+        ["allocation.json", "features.json", "retail.json"],
+        "add new corpus files to this suite"
+    );
 }

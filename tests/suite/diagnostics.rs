@@ -20,7 +20,8 @@ fn run(case: &str) {
         std::fs::write(&j, &json).unwrap();
         return;
     }
-    let want_h = std::fs::read_to_string(&h).unwrap_or_else(|_| panic!("{case}: no expected.txt; run with TAILOR_BLESS=1 and review"));
+    let want_h = std::fs::read_to_string(&h)
+        .unwrap_or_else(|_| panic!("{case}: no expected.txt; run with TAILOR_BLESS=1 and review"));
     let want_j = std::fs::read_to_string(&j).unwrap_or_default();
     assert_eq!(human, want_h, "{case}: human report changed");
     assert_eq!(json, want_j, "{case}: JSON report changed");
@@ -61,19 +62,45 @@ fn empty_expression() {
 
 #[test]
 fn every_case_has_a_test() {
-    let mut dirs: Vec<String> = std::fs::read_dir(root().join("tests/diagnostics")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut dirs: Vec<String> = std::fs::read_dir(root().join("tests/diagnostics"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     dirs.sort();
-    assert_eq!(dirs, ["allocation_rules", "empty_expression", "segment_cycle", "structure", "syntax", "toml_syntax", "type_errors", "unknown_names"]);
+    assert_eq!(
+        dirs,
+        [
+            "allocation_rules",
+            "empty_expression",
+            "segment_cycle",
+            "structure",
+            "syntax",
+            "toml_syntax",
+            "type_errors",
+            "unknown_names"
+        ]
+    );
 }
 
 /// Every error of every case points at a real line and column (artifact-less source loads always can).
 #[test]
 fn every_error_has_a_position() {
-    for case in ["unknown_names", "type_errors", "syntax", "structure", "segment_cycle", "allocation_rules", "empty_expression"] {
+    for case in [
+        "unknown_names",
+        "type_errors",
+        "syntax",
+        "structure",
+        "segment_cycle",
+        "allocation_rules",
+        "empty_expression",
+    ] {
         let files = sources(&root().join("tests/diagnostics").join(case));
         let d = tailor::bundle::load_sources(&files).err().unwrap();
         for x in d.items() {
-            assert!(x.file.is_some() && x.line > 0 && x.column > 0, "{case}: {x:?}");
+            assert!(
+                x.file.is_some() && x.line > 0 && x.column > 0,
+                "{case}: {x:?}"
+            );
         }
     }
 }

@@ -14,16 +14,31 @@ use tailor::wire::{DecideRequest, Device, Geo, RequestContext};
 fn schema() -> Schema {
     let f = |n: &str, ty| Field { name: n.into(), ty };
     Schema {
-        traits: vec![f("ltv", Type::Number), f("tier", Type::String), f("signup_at", Type::Timestamp), f("tags", Type::StringList)],
+        traits: vec![
+            f("ltv", Type::Number),
+            f("tier", Type::String),
+            f("signup_at", Type::Timestamp),
+            f("tags", Type::StringList),
+        ],
         attributes: vec![f("cart", Type::Number), f("page", Type::String)],
-        events: vec![EventKind { name: "purchases".into(), fields: vec![f("category", Type::String), f("price", Type::Number), f("discounted", Type::Bool)] }],
+        events: vec![EventKind {
+            name: "purchases".into(),
+            fields: vec![
+                f("category", Type::String),
+                f("price", Type::Number),
+                f("discounted", Type::Bool),
+            ],
+        }],
         headers: vec!["accept-language".into()],
         cookies: vec![],
         consent: vec![],
     }
 }
 
-const SEGMENTS: [&str; 2] = ["profile.ltv > 100 || geo.country == \"KR\"", "segment.s0 && profile.purchases.count() >= 2"];
+const SEGMENTS: [&str; 2] = [
+    "profile.ltv > 100 || geo.country == \"KR\"",
+    "segment.s0 && profile.purchases.count() >= 2",
+];
 
 fn num() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
@@ -42,7 +57,12 @@ fn num() -> impl Strategy<Value = String> {
         ev_bool().prop_map(|p| format!("profile.purchases.where({p}).avg(price)")),
     ];
     leaf.prop_recursive(2, 8, 2, |inner| {
-        (inner.clone(), prop_oneof![Just("+"), Just("-"), Just("*"), Just("/")], inner).prop_map(|(a, op, b)| format!("({a} {op} {b})"))
+        (
+            inner.clone(),
+            prop_oneof![Just("+"), Just("-"), Just("*"), Just("/")],
+            inner,
+        )
+            .prop_map(|(a, op, b)| format!("({a} {op} {b})"))
     })
 }
 
@@ -54,7 +74,15 @@ fn string() -> impl Strategy<Value = String> {
         Just("attributes.page".to_string()),
         Just("request.path".to_string()),
         Just("profile.purchases.first().category".to_string()),
-        prop_oneof![Just("KR"), Just("JP"), Just("gold"), Just("mobile"), Just("/sale"), Just("shoes")].prop_map(|s| format!("\"{s}\"")),
+        prop_oneof![
+            Just("KR"),
+            Just("JP"),
+            Just("gold"),
+            Just("mobile"),
+            Just("/sale"),
+            Just("shoes")
+        ]
+        .prop_map(|s| format!("\"{s}\"")),
     ]
 }
 
@@ -69,15 +97,32 @@ fn ev_bool() -> impl Strategy<Value = String> {
 }
 
 fn boolean() -> impl Strategy<Value = String> {
-    let cmp = prop_oneof![Just("=="), Just("!="), Just("<"), Just("<="), Just(">"), Just(">=")];
+    let cmp = prop_oneof![
+        Just("=="),
+        Just("!="),
+        Just("<"),
+        Just("<="),
+        Just(">"),
+        Just(">=")
+    ];
     let leaf = prop_oneof![
         (num(), cmp.clone(), num()).prop_map(|(a, o, b)| format!("{a} {o} {b}")),
-        (string(), prop_oneof![Just("=="), Just("!=")], string()).prop_map(|(a, o, b)| format!("{a} {o} {b}")),
-        (string(), any::<bool>()).prop_map(|(a, neg)| format!("{a} {}in [\"KR\", \"gold\", \"mobile\", \"shoes\"]", if neg { "not " } else { "" })),
+        (string(), prop_oneof![Just("=="), Just("!=")], string())
+            .prop_map(|(a, o, b)| format!("{a} {o} {b}")),
+        (string(), any::<bool>()).prop_map(|(a, neg)| format!(
+            "{a} {}in [\"KR\", \"gold\", \"mobile\", \"shoes\"]",
+            if neg { "not " } else { "" }
+        )),
         string().prop_map(|a| format!("{a}.starts_with(\"/s\")")),
         string().prop_map(|a| format!("{a}.equals_ignore_case(\"kr\")")),
         string().prop_map(|a| format!("{a}.matches(\"^[A-Z]+$\")")),
-        prop_oneof![Just("profile.tier"), Just("geo.country"), Just("attributes.cart"), Just("profile.purchases.last().at")].prop_map(|p| format!("exists({p})")),
+        prop_oneof![
+            Just("profile.tier"),
+            Just("geo.country"),
+            Just("attributes.cart"),
+            Just("profile.purchases.last().at")
+        ]
+        .prop_map(|p| format!("exists({p})")),
         Just("segment.s0".to_string()),
         Just("segment.s1".to_string()),
         Just("\"vip\" in profile.tags".to_string()),
@@ -86,20 +131,24 @@ fn boolean() -> impl Strategy<Value = String> {
         Just("time.now - profile.signup_at > 400d".to_string()),
         ev_bool().prop_map(|p| format!("profile.purchases.any({p})")),
         ev_bool().prop_map(|p| format!("profile.purchases.within(90d).all({p})")),
-        (ev_bool(), ev_bool()).prop_map(|(p, q)| format!("profile.purchases.where({p}).where({q}).count() > 0")),
+        (ev_bool(), ev_bool())
+            .prop_map(|(p, q)| format!("profile.purchases.where({p}).where({q}).count() > 0")),
         Just("true".to_string()),
         Just("false".to_string()),
     ];
     leaf.prop_recursive(4, 24, 3, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} && {b})")),
-            (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, b, c)| format!("({a} || {b} || {c})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(a, b, c)| format!("({a} || {b} || {c})")),
             inner.prop_map(|a| format!("!({a})")),
         ]
     })
 }
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
     prop_oneof![1 => Just(None), 3 => s.prop_map(Some)].boxed()
 }
 
@@ -109,23 +158,46 @@ fn request() -> impl Strategy<Value = DecideRequest> {
         opt((30.0f64..45.0, 120.0f64..135.0)),
         opt(prop_oneof![Just("mobile"), Just("desktop")].prop_map(str::to_string)),
         opt(prop_oneof![Just("15.1"), Just("16.4"), Just("17")].prop_map(str::to_string)),
-        opt(prop_oneof![Just(serde_json::json!(120)), Just(serde_json::json!(3.5)), Just(serde_json::json!("lots"))]),
+        opt(prop_oneof![
+            Just(serde_json::json!(120)),
+            Just(serde_json::json!(3.5)),
+            Just(serde_json::json!("lots"))
+        ]),
         opt(prop_oneof![Just("/sale/x"), Just("/home")].prop_map(str::to_string)),
         opt(0u32..20),
     )
-        .prop_map(|(country, point, kind, osv, cart, path, visits)| DecideRequest {
-            visitor_id: Some("v".into()),
-            placements: vec![],
-            context: RequestContext {
-                url: path.map(|p| format!("https://shop.example{p}")),
-                geo: Some(Geo { country, latitude: point.map(|p| p.0), longitude: point.map(|p| p.1), time_zone: Some("Asia/Seoul".into()), ..Geo::default() }),
-                device: Some(Device { kind, os_version: osv, ..Device::default() }),
-                visit_count: visits.map(f64::from),
-                attributes: cart.map(|c| serde_json::Map::from_iter([("cart".to_string(), c), ("page".to_string(), serde_json::json!("home"))])).unwrap_or_default(),
-                ..RequestContext::default()
+        .prop_map(
+            |(country, point, kind, osv, cart, path, visits)| DecideRequest {
+                visitor_id: Some("v".into()),
+                placements: vec![],
+                context: RequestContext {
+                    url: path.map(|p| format!("https://shop.example{p}")),
+                    geo: Some(Geo {
+                        country,
+                        latitude: point.map(|p| p.0),
+                        longitude: point.map(|p| p.1),
+                        time_zone: Some("Asia/Seoul".into()),
+                        ..Geo::default()
+                    }),
+                    device: Some(Device {
+                        kind,
+                        os_version: osv,
+                        ..Device::default()
+                    }),
+                    visit_count: visits.map(f64::from),
+                    attributes: cart
+                        .map(|c| {
+                            serde_json::Map::from_iter([
+                                ("cart".to_string(), c),
+                                ("page".to_string(), serde_json::json!("home")),
+                            ])
+                        })
+                        .unwrap_or_default(),
+                    ..RequestContext::default()
+                },
+                ..DecideRequest::default()
             },
-            ..DecideRequest::default()
-        })
+        )
 }
 
 fn profile() -> impl Strategy<Value = Option<serde_json::Value>> {
@@ -161,12 +233,27 @@ fn fixture() -> &'static Fixture {
         let segments = SEGMENTS
             .iter()
             .map(|s| {
-                let mut env = Env { schema: &schema, segments: &names, areas: &areas, regexes: &mut regexes };
+                let mut env = Env {
+                    schema: &schema,
+                    segments: &names,
+                    areas: &areas,
+                    regexes: &mut regexes,
+                };
                 check_condition(&parse(s).unwrap(), &mut env).unwrap()
             })
             .collect();
         let layout = ProfileLayout::new(&schema, &[]);
-        Fixture { schema, segments, areas: vec![Area::new(vec![(33.0, 124.0), (33.0, 130.0), (39.0, 130.0), (39.0, 124.0)])], layout }
+        Fixture {
+            schema,
+            segments,
+            areas: vec![Area::new(vec![
+                (33.0, 124.0),
+                (33.0, 130.0),
+                (39.0, 130.0),
+                (39.0, 124.0),
+            ])],
+            layout,
+        }
     })
 }
 
@@ -175,18 +262,36 @@ fn both(src: &str, req: &DecideRequest, profile: Option<&Profile>) -> (bool, boo
     let names: Vec<String> = vec!["s0".into(), "s1".into()];
     let area_names = vec!["box".to_string()];
     let mut regexes = Vec::new();
-    let mut env = Env { schema: &fx.schema, segments: &names, areas: &area_names, regexes: &mut regexes };
+    let mut env = Env {
+        schema: &fx.schema,
+        segments: &names,
+        areas: &area_names,
+        regexes: &mut regexes,
+    };
     let ast = parse(src).unwrap_or_else(|e| panic!("{src}: {e:?}"));
     let t = check_condition(&ast, &mut env).unwrap_or_else(|e| panic!("{src}: {e:?}"));
-    let mut prog = Program { regexes: regexes.clone(), areas: fx.areas.clone(), consent_names: vec!["personalization".into()], ..Program::default() };
+    let mut prog = Program {
+        regexes: regexes.clone(),
+        areas: fx.areas.clone(),
+        consent_names: vec!["personalization".into()],
+        ..Program::default()
+    };
     for (s, st) in SEGMENTS.iter().zip(&fx.segments) {
         let r = prog.add(st, s);
         prog.segment_roots.push(r);
     }
     let root = prog.add(&t, src);
     let mut view = tailor::context::RequestView::new(req, NOW_MS);
-    let slots = prog.slot_keys.iter().map(|k| view.value(k, &fx.schema).0).collect();
-    let ctx = tailor::expr::program::EvalContext { slots, profile, now: NOW_MS };
+    let slots = prog
+        .slot_keys
+        .iter()
+        .map(|k| view.value(k, &fx.schema).0)
+        .collect();
+    let ctx = tailor::expr::program::EvalContext {
+        slots,
+        profile,
+        now: NOW_MS,
+    };
     let fast = Evaluator::new(&prog, &ctx).test(root);
     let renv = RefEnv {
         req,
@@ -242,7 +347,12 @@ proptest! {
 #[test]
 fn known_cases_agree() {
     let req = DecideRequest::default();
-    for src in ["!(profile.tier == \"gold\")", "profile.purchases.all(discounted)", "exists(profile.purchases.last().at)", "(1 / 0) > 0 || true"] {
+    for src in [
+        "!(profile.tier == \"gold\")",
+        "profile.purchases.all(discounted)",
+        "exists(profile.purchases.last().at)",
+        "(1 / 0) > 0 || true",
+    ] {
         let (a, b) = both(src, &req, None);
         assert_eq!(a, b, "{src}");
     }

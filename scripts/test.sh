@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: formatting, lints, unit/integration/property/conformance tests, the wasm32
+# build of the core with its purity guard, docs, and `tailor check` on every bundle under rules/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints (panic-freedom in library code is enforced here)"
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+step "tests"
+cargo test --workspace --all-targets
+cargo test --workspace --doc -q
+
+step "core builds for wasm32-unknown-unknown"
+cargo build -q --release --target wasm32-unknown-unknown -p tailor
+
+step "core purity guard: no host bindings, async runtime or randomness in the core's wasm32 tree"
+tree=$(cargo tree -p tailor --target wasm32-unknown-unknown -e normal --prefix none)
+for banned in wasm-bindgen js-sys web-sys tokio getrandom rand mio; do
+  if grep -qE "^$banned v" <<<"$tree"; then
+    echo "the core depends on $banned on wasm32; keep it in an adapter" >&2
+    exit 1
+  fi
+done
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tailor
+
+step "tailor check rules/*"
+cargo build -q --release -p tailor-cli
+for b in rules/*/; do
+  ./target/release/tailor check "$b"
+done
+
+step "fuzz targets compile"
+cargo build -q --manifest-path fuzz/Cargo.toml --bins
+
+echo
+echo "all checks passed"
