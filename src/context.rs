@@ -67,6 +67,8 @@ pub struct Profile {
     pub exposures: Vec<u32>,
     /// Paths whose value had the wrong type, with a note.
     pub problems: Vec<(PathKey, String)>,
+    /// Identifies the layout (schema) it was decoded for; an engine ignores profiles of another layout.
+    pub layout_id: u64,
 }
 
 impl Profile {
@@ -77,7 +79,8 @@ impl Profile {
 }
 
 /// Field name → (column, type) of one event kind.
-type FieldMap = HashMap<Box<str>, (u16, Type)>;
+/// A few fields per event kind: a linear scan beats hashing each key.
+type FieldMap = Vec<(Box<str>, (u16, Type))>;
 
 /// How to decode profiles for one bundle: names to indexes, precomputed at load.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +93,7 @@ pub struct ProfileLayout {
     event_fields: Vec<usize>,
     consent_count: usize,
     exposure_count: usize,
+    id: u64,
 }
 
 impl ProfileLayout {
@@ -126,7 +130,14 @@ impl ProfileLayout {
             .enumerate()
             .map(|(i, e)| (e.as_str().into(), idx(i)))
             .collect();
+        // FNV-1a over the schema's debug form and the capped experiences: stable within a process, which is
+        // all the guard needs (profiles are decoded per engine, never persisted in this form).
+        let mut id: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in format!("{schema:?}{capped:?}").bytes() {
+            id = (id ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
         ProfileLayout {
+            id,
             traits,
             events,
             consent,
@@ -173,7 +184,13 @@ impl ProfileLayout {
                 .collect(),
             exposures: vec![0; self.exposure_count],
             problems: Vec::new(),
+            layout_id: self.id,
         }
+    }
+
+    /// This layout's id (see [`Profile::layout_id`]).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 }
 
@@ -411,7 +428,7 @@ impl<'de> Visitor<'de> for EventsSeed<'_> {
 }
 
 struct RowsSeed<'a> {
-    fields: &'a HashMap<Box<str>, (u16, Type)>,
+    fields: &'a FieldMap,
     table: &'a mut EventTable,
 }
 
@@ -441,7 +458,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
 }
 
 struct RowSeed<'a> {
-    fields: &'a HashMap<Box<str>, (u16, Type)>,
+    fields: &'a FieldMap,
     table: &'a mut EventTable,
 }
 
@@ -470,8 +487,13 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 }
                 continue;
             }
-            match self.fields.get(key.0.as_ref()) {
-                Some(&(i, ty)) => {
+            match self
+                .fields
+                .iter()
+                .find(|(n, _)| **n == *key.0)
+                .map(|(_, x)| *x)
+            {
+                Some((i, ty)) => {
                     let (v, _) = map.next_value_seed(TypedSeed(ty))?;
                     if let Some(cell) = self
                         .table

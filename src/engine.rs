@@ -399,6 +399,9 @@ impl Engine {
         profile: Option<&Profile>,
         now_ms: i64,
     ) -> DecideResponse {
+        // A profile decoded for another bundle's schema would be read at the wrong indexes: ignore it.
+        let foreign = profile.is_some_and(|p| p.layout_id != self.layout.id());
+        let profile = if foreign { None } else { profile };
         let denied = self.consent_denied(req, profile);
         let visible = if denied { None } else { profile };
         let (ctx, problems) = self.context(req, visible, now_ms);
@@ -409,10 +412,14 @@ impl Engine {
             .take(MAX_PLACEMENTS_PER_REQUEST)
             .map(|name| self.decide_placement(name, req, &ctx, &mut ev, denied, &problems))
             .collect();
+        let mut notes: Vec<String> = problems.into_iter().map(|(_, n)| n).collect();
+        if foreign {
+            notes.push("the profile was decoded for another bundle and was ignored".into());
+        }
         DecideResponse {
             bundle: self.bundle.clone(),
             decisions,
-            notes: problems.into_iter().map(|(_, n)| n).collect(),
+            notes,
         }
     }
 

@@ -152,3 +152,24 @@ fn every_corpus_file_is_run() {
         "add new corpus files to this suite"
     );
 }
+
+/// A profile decoded for one bundle's schema is never read with another bundle's indexes.
+#[test]
+fn profile_from_another_bundle_is_ignored() {
+    let lang = engine(&root().join("tests/bundles/lang"));
+    let retail = engine(&root().join("rules/retail"));
+    let p = lang
+        .decode_profile(br#"{"traits":{"tier":"gold","ltv":5000}}"#)
+        .unwrap();
+    let req = DecideRequest {
+        visitor_id: Some("v".into()),
+        placements: vec!["home_hero".into()],
+        ..DecideRequest::default()
+    };
+    let r = retail.decide(&req, Some(&p), 0);
+    assert_eq!(
+        r.notes,
+        ["the profile was decoded for another bundle and was ignored"]
+    );
+    assert!(lang.decide(&req, Some(&p), 0).notes.is_empty());
+}
