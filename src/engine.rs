@@ -107,8 +107,10 @@ impl Engine {
             ..Program::default()
         };
         for (s, t) in def.segments.iter().zip(&c.segments) {
+            let cost = program.cost(t);
             let root = program.add(t, &s.when);
             program.segment_roots.push(root);
+            program.segment_costs.push(cost);
         }
         // Segment reads and profile use, transitively (the graph is acyclic: checked at load).
         let mut seg_reads: Vec<Option<Vec<PathKey>>> = vec![None; c.segments.len()];
@@ -147,6 +149,14 @@ impl Engine {
             out.sort();
             out.dedup();
             out
+        }
+        let mut usage = crate::context::Usage::none(&def.schema);
+        for t in c
+            .segments
+            .iter()
+            .chain(c.audiences.iter().flatten().flatten())
+        {
+            usage.add(t);
         }
         let mut capped = Vec::new();
         let mut groups: Vec<Box<str>> = Vec::new();
@@ -259,7 +269,7 @@ impl Engine {
             },
             salt: def.salt.as_str().into(),
             require_consent: def.require_consent,
-            layout: ProfileLayout::new(&def.schema, &capped),
+            layout: ProfileLayout::with_usage(&def.schema, &capped, &usage),
             schema: def.schema.clone(),
             program,
             placements,
