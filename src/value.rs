@@ -45,14 +45,14 @@ pub enum Value {
     Bool(bool),
     /// Number
     Num(f64),
-    /// String
-    Str(Box<str>),
+    /// String (shared: repeated event values such as categories are decoded once per profile)
+    Str(std::sync::Arc<str>),
     /// Unix milliseconds
     Time(i64),
     /// Version
     Ver(Version),
     /// List of strings
-    StrList(Box<[Box<str>]>),
+    StrList(Box<[std::sync::Arc<str>]>),
     /// List of numbers
     NumList(Box<[f64]>),
     /// Latitude, longitude
@@ -100,7 +100,7 @@ pub enum Val<'a> {
     /// Version
     Ver(Version),
     /// Strings
-    StrList(&'a [Box<str>]),
+    StrList(&'a [std::sync::Arc<str>]),
     /// Numbers
     NumList(&'a [f64]),
     /// Latitude, longitude

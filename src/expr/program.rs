@@ -186,7 +186,7 @@ pub struct Program {
     /// String constants.
     pub strs: Vec<Box<str>>,
     /// Sorted string-list constants.
-    pub str_lists: Vec<Box<[Box<str>]>>,
+    pub str_lists: Vec<Box<[std::sync::Arc<str>]>>,
     /// Sorted number-list constants.
     pub num_lists: Vec<Box<[f64]>>,
     /// Event queries.
@@ -453,7 +453,8 @@ pub struct EvalContext<'a> {
 
 static EMPTY_TABLE: EventTable = EventTable {
     at: Vec::new(),
-    cols: Vec::new(),
+    width: 0,
+    cells: Vec::new(),
 };
 static MISSING: Value = Value::Missing;
 

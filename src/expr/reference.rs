@@ -182,7 +182,8 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
         TKind::Query(q) => {
             static EMPTY: EventTable = EventTable {
                 at: Vec::new(),
-                cols: Vec::new(),
+                width: 0,
+                cells: Vec::new(),
             };
             let tab = env
                 .profile

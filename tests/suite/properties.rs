@@ -357,3 +357,98 @@ fn known_cases_agree() {
         assert_eq!(a, b, "{src}");
     }
 }
+
+/// Random JSON-ish profile documents: the fast scanner and the serde decoder agree on success, on every
+/// decoded value, and on the problems noted.
+fn json_value(depth: u32) -> BoxedStrategy<serde_json::Value> {
+    use serde_json::json;
+    let leaf = prop_oneof![
+        Just(json!(null)),
+        any::<bool>().prop_map(|b| json!(b)),
+        (-1_000_000i64..1_000_000).prop_map(|n| json!(n)),
+        (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+        prop_oneof![
+            Just("gold"),
+            Just("2026-11-01T10:00:00Z"),
+            Just("1.2.3"),
+            Just("é\"\\\n😀"),
+            Just("")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    if depth == 0 {
+        return leaf.boxed();
+    }
+    prop_oneof![
+        3 => leaf,
+        1 => prop::collection::vec(json_value(depth - 1), 0..4).prop_map(serde_json::Value::Array),
+        1 => prop::collection::vec((prop_oneof![Just("at"), Just("price"), Just("category"), Just("x")], json_value(depth - 1)), 0..4)
+            .prop_map(|kv| serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+    ]
+    .boxed()
+}
+
+fn profile_doc() -> impl Strategy<Value = serde_json::Value> {
+    let traits = prop::collection::vec(
+        (
+            prop_oneof![
+                Just("ltv"),
+                Just("tier"),
+                Just("signup_at"),
+                Just("tags"),
+                Just("other")
+            ],
+            json_value(2),
+        ),
+        0..5,
+    );
+    let event = prop::collection::vec(
+        (
+            prop_oneof![
+                Just("at"),
+                Just("price"),
+                Just("category"),
+                Just("discounted"),
+                Just("x")
+            ],
+            json_value(1),
+        ),
+        0..5,
+    );
+    (traits, prop::collection::vec(event, 0..5), json_value(1), any::<bool>()).prop_map(|(t, evs, extra, wrap_events)| {
+        let obj = |kv: Vec<(&str, serde_json::Value)>| serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let events: Vec<serde_json::Value> = evs.into_iter().map(obj).collect();
+        serde_json::json!({
+            "traits": obj(t),
+            "segments": ["vip", "b"],
+            "events": if wrap_events { serde_json::json!({"purchases": events, "views": [1, 2]}) } else { serde_json::json!({"purchases": events}) },
+            "consent": {"personalization": true},
+            "extra": extra,
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn scanner_matches_serde_decoder(doc in profile_doc(), pretty in any::<bool>()) {
+        let text = if pretty { serde_json::to_string_pretty(&doc).unwrap() } else { doc.to_string() };
+        let layout = &fixture().layout;
+        let fast = layout.decode(text.as_bytes());
+        let slow = layout.decode_value(&doc);
+        match (fast, slow) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            (a, b) => prop_assert!(false, "scanner {:?} vs serde {:?} on {}", a.map(|_| "ok"), b.map(|_| "ok"), text),
+        }
+    }
+
+    /// Malformed JSON is an error for both, never a panic of the scanner.
+    #[test]
+    fn scanner_rejects_what_serde_rejects(text in "[\\[\\]{}\":,0-9a-z\\\\ .eE+-]{0,40}") {
+        let fast = fixture().layout.decode(text.as_bytes()).is_ok();
+        let serde_ok = serde_json::from_str::<serde_json::Value>(&text).map(|v| fixture().layout.decode_value(&v).is_ok()).unwrap_or(false);
+        prop_assert_eq!(fast, serde_ok, "{}", text);
+    }
+}

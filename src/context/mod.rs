@@ -15,20 +15,29 @@
 use crate::schema::{Builtin, EventKind, PathKey, Schema, Type};
 use crate::value::{Value, Version};
 use crate::wire::DecideRequest;
+use scan::{Kind, Scanner};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
+
+pub mod scan;
 use std::fmt;
 
 /// Most events kept per event kind (the most recent ones); bounds evaluation time.
 pub const MAX_EVENTS_PER_KIND: usize = 10_000;
 
-/// Event rows of one kind, sorted by time (oldest first), stored by column.
+/// Event rows of one kind, sorted by time (oldest first).
+///
+/// Cells are stored row-major in one vector (`width` declared fields per row): measured against one vector
+/// per column, decoding a 30-event history wrote each cell through a separate growth check and re-sort,
+/// which cost more than parsing the JSON.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventTable {
     /// `at` of each event, ascending.
     pub at: Vec<i64>,
-    /// One column per declared field, each `at.len()` long.
-    pub cols: Vec<Vec<Value>>,
+    /// Declared fields per row.
+    pub width: usize,
+    /// `at.len() * width` cells.
+    pub cells: Vec<Value>,
 }
 
 impl EventTable {
@@ -45,10 +54,50 @@ impl EventTable {
     /// Value of `field` in row `row` (missing when out of range).
     #[inline]
     pub fn get(&self, field: u16, row: usize) -> &Value {
-        self.cols
-            .get(field as usize)
-            .and_then(|c| c.get(row))
+        if field as usize >= self.width {
+            return &Value::Missing;
+        }
+        self.cells
+            .get(row * self.width + field as usize)
             .unwrap_or(&Value::Missing)
+    }
+
+    /// An empty table with `width` fields per row.
+    pub fn new(width: usize) -> EventTable {
+        EventTable {
+            at: Vec::new(),
+            width,
+            cells: Vec::new(),
+        }
+    }
+
+    fn reserve(&mut self, rows: usize) {
+        self.at.reserve(rows);
+        self.cells.reserve(rows * self.width);
+    }
+
+    /// Start a row of missing cells; returns its index.
+    fn begin_row(&mut self) -> usize {
+        let row = self.at.len();
+        self.cells
+            .resize(self.cells.len() + self.width, Value::Missing);
+        row
+    }
+
+    fn set(&mut self, row: usize, field: u16, v: Value) {
+        if (field as usize) < self.width {
+            if let Some(cell) = self.cells.get_mut(row * self.width + field as usize) {
+                *cell = v;
+            }
+        }
+    }
+
+    /// Keep the row with its time, or drop it: an event without a readable time cannot be placed in a window.
+    fn end_row(&mut self, row: usize, at: Option<i64>) {
+        match at {
+            Some(t) => self.at.push(t),
+            None => self.cells.truncate(row * self.width),
+        }
     }
 }
 
@@ -264,13 +313,93 @@ impl ProfileLayout {
         self.consent.get(name).copied()
     }
 
-    /// Decode a profile snapshot from JSON bytes.
+    /// Decode a profile snapshot from JSON bytes (the fast path: see [`scan`]).
     pub fn decode(&self, json: &[u8]) -> Result<Profile, String> {
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let p = ProfileSeed(self)
-            .deserialize(&mut de)
-            .map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
+        self.scan(json).map_err(|e| e.to_string())
+    }
+
+    fn scan(&self, json: &[u8]) -> Result<Profile, scan::ScanError> {
+        let mut sc = Scanner::new(json)?;
+        let mut p = self.empty();
+        sc.begin_object()?;
+        let mut first = true;
+        while let Some(key) = sc.next_key(first)? {
+            first = false;
+            match &*key {
+                "traits" => {
+                    sc.begin_object()?;
+                    let mut f = true;
+                    while let Some(name) = sc.next_key(f)? {
+                        f = false;
+                        match self.traits.get(&*name) {
+                            Some(&(i, ty)) => {
+                                let (v, problem) = scan_typed(&mut sc, ty)?;
+                                if let Some(found) = problem {
+                                    p.problems.push((
+                                        PathKey::Trait(i),
+                                        format!(
+                                            "`profile.{name}` should be a {}, found {found}",
+                                            ty.name()
+                                        ),
+                                    ));
+                                }
+                                if let Some(slot) = p.traits.get_mut(i as usize) {
+                                    *slot = v;
+                                }
+                            }
+                            None => sc.skip()?,
+                        }
+                    }
+                }
+                "segments" => p.segments = scan_typed(&mut sc, Type::StringList)?.0,
+                "consent" => {
+                    sc.begin_object()?;
+                    let mut f = true;
+                    while let Some(name) = sc.next_key(f)? {
+                        f = false;
+                        let (v, _) = scan_typed(&mut sc, Type::Bool)?;
+                        if let (Some(&i), Value::Bool(b)) = (self.consent.get(&*name), v) {
+                            if let Some(slot) = p.consent.get_mut(i as usize) {
+                                *slot = Some(b);
+                            }
+                        }
+                    }
+                }
+                "exposures" => {
+                    sc.begin_object()?;
+                    let mut f = true;
+                    while let Some(name) = sc.next_key(f)? {
+                        f = false;
+                        let (v, _) = scan_typed(&mut sc, Type::Number)?;
+                        if let (Some(&i), Value::Num(n)) = (self.exposures.get(&*name), v) {
+                            if let Some(slot) = p.exposures.get_mut(i as usize) {
+                                *slot = exposure_count(n);
+                            }
+                        }
+                    }
+                }
+                "events" => {
+                    sc.begin_object()?;
+                    let mut f = true;
+                    while let Some(name) = sc.next_key(f)? {
+                        f = false;
+                        match self
+                            .events
+                            .get(&*name)
+                            .and_then(|(i, fields)| Some((fields, p.events.get_mut(*i as usize)?)))
+                        {
+                            Some((fields, table)) => scan_rows(&mut sc, fields, table)?,
+                            None => sc.skip()?,
+                        }
+                    }
+                }
+                _ => sc.skip()?,
+            }
+        }
+        sc.end()?;
+        for t in &mut p.events {
+            finish_table(t);
+        }
         Ok(p)
     }
 
@@ -289,7 +418,8 @@ impl ProfileLayout {
                 .iter()
                 .map(|n| EventTable {
                     at: Vec::new(),
-                    cols: vec![Vec::new(); *n],
+                    width: *n,
+                    cells: Vec::new(),
                 })
                 .collect(),
             exposures: vec![0; self.exposure_count],
@@ -344,6 +474,159 @@ impl<'de> Visitor<'de> for ProfileSeed<'_> {
     }
 }
 
+fn exposure_count(n: f64) -> u32 {
+    if n.is_finite() && n > 0.0 {
+        n.min(f64::from(u32::MAX)) as u32
+    } else {
+        0
+    }
+}
+
+/// One event array: rows of declared fields; a row without a readable `at` is dropped.
+fn scan_rows(
+    sc: &mut Scanner<'_>,
+    fields: &FieldMap,
+    table: &mut EventTable,
+) -> Result<(), scan::ScanError> {
+    sc.begin_array()?;
+    table.reserve(32);
+    // Event string fields repeat (categories, currencies): share one allocation per distinct value.
+    let mut interned: Vec<std::sync::Arc<str>> = Vec::new();
+    let mut first = true;
+    while sc.next_element(first)? {
+        first = false;
+        let row = table.begin_row();
+        let mut at = None;
+        if let Err(e) = sc.begin_object() {
+            table.end_row(row, None);
+            return Err(e);
+        }
+        let mut f = true;
+        while let Some(key) = sc.next_key(f)? {
+            f = false;
+            if key == "at" {
+                if let (Value::Time(t), _) = scan_typed(sc, Type::Timestamp)? {
+                    at = Some(t);
+                }
+                continue;
+            }
+            match fields.iter().find(|(n, _)| **n == *key).map(|(_, x)| *x) {
+                Some((i, Type::String)) if sc.peek()? == Kind::String => {
+                    let text = sc.string()?;
+                    table.set(row, i, Value::Str(intern(&mut interned, &text)));
+                }
+                Some((i, ty)) => {
+                    let (v, _) = scan_typed(sc, ty)?;
+                    table.set(row, i, v);
+                }
+                None => sc.skip()?,
+            }
+        }
+        table.end_row(row, at);
+    }
+    Ok(())
+}
+
+/// Most distinct strings remembered per event array: unique values (ids) stop being looked up once it is full.
+const INTERN_LIMIT: usize = 32;
+
+fn intern(seen: &mut Vec<std::sync::Arc<str>>, text: &str) -> std::sync::Arc<str> {
+    if let Some(a) = seen.iter().find(|a| ***a == *text) {
+        return a.clone();
+    }
+    let a: std::sync::Arc<str> = text.into();
+    if seen.len() < INTERN_LIMIT {
+        seen.push(a.clone());
+    }
+    a
+}
+
+/// One value as the declared type; the same rules as [`TypedSeed`] (the serde path), which property tests
+/// hold it to.
+fn scan_typed(
+    sc: &mut Scanner<'_>,
+    ty: Type,
+) -> Result<(Value, Option<&'static str>), scan::ScanError> {
+    Ok(match sc.peek()? {
+        Kind::Null => {
+            sc.null()?;
+            (Value::Missing, None)
+        }
+        Kind::Bool => {
+            let b = sc.boolean()?;
+            match ty {
+                Type::Bool => (Value::Bool(b), None),
+                _ => mismatch("a bool"),
+            }
+        }
+        Kind::Number => {
+            let (f, int) = sc.number()?;
+            match (ty, int) {
+                (Type::Number, _) => (Value::Num(f), None),
+                (Type::Timestamp, Some(i)) => (Value::Time(i), None),
+                (Type::Timestamp, None) if f.is_finite() => (Value::Time(f as i64), None),
+                (Type::Version, Some(i)) => (
+                    Value::Ver(Version([u32::try_from(i).unwrap_or(0), 0, 0, 0])),
+                    None,
+                ),
+                (Type::Version, None) => Version::parse(&f.to_string())
+                    .map_or(mismatch("a number"), |x| (Value::Ver(x), None)),
+                _ => mismatch("a number"),
+            }
+        }
+        Kind::String => {
+            let s = sc.string()?;
+            match ty {
+                Type::String => (Value::Str(s.as_ref().into()), None),
+                Type::Timestamp => fast_timestamp(&s)
+                    .or_else(|| crate::time::parse_timestamp(&s))
+                    .map_or(mismatch("a string that is not a timestamp"), |t| {
+                        (Value::Time(t), None)
+                    }),
+                Type::Version => Version::parse(&s)
+                    .map_or(mismatch("a string that is not a version"), |x| {
+                        (Value::Ver(x), None)
+                    }),
+                _ => mismatch("a string"),
+            }
+        }
+        Kind::Array => match ty {
+            Type::StringList | Type::NumberList => {
+                let want = if ty == Type::StringList {
+                    Type::String
+                } else {
+                    Type::Number
+                };
+                let (mut strs, mut nums, mut bad) = (Vec::new(), Vec::new(), false);
+                sc.begin_array()?;
+                let mut first = true;
+                while sc.next_element(first)? {
+                    first = false;
+                    match scan_typed(sc, want)?.0 {
+                        Value::Str(s) => strs.push(s),
+                        Value::Num(n) => nums.push(n),
+                        _ => bad = true,
+                    }
+                }
+                match (bad, ty) {
+                    (true, Type::StringList) => mismatch("a list with non-strings"),
+                    (true, _) => mismatch("a list with non-numbers"),
+                    (false, Type::StringList) => (Value::StrList(strs.into()), None),
+                    (false, _) => (Value::NumList(nums.into()), None),
+                }
+            }
+            _ => {
+                sc.skip()?;
+                mismatch("a list")
+            }
+        },
+        Kind::Object => {
+            sc.skip()?;
+            mismatch("an object")
+        }
+    })
+}
+
 /// Sort rows by time and keep the most recent [`MAX_EVENTS_PER_KIND`].
 fn finish_table(t: &mut EventTable) {
     let sorted = t.at.windows(2).all(|w| matches!(w, [a, b] if a <= b));
@@ -351,21 +634,24 @@ fn finish_table(t: &mut EventTable) {
         let mut order: Vec<usize> = (0..t.at.len()).collect();
         order.sort_by_key(|&i| t.at.get(i).copied().unwrap_or(0));
         t.at = order.iter().filter_map(|&i| t.at.get(i).copied()).collect();
-        for col in &mut t.cols {
-            // Move cells into their new order: cloning would allocate once per string cell.
-            let mut old = std::mem::take(col);
-            *col = order
-                .iter()
-                .map(|&i| old.get_mut(i).map(std::mem::take).unwrap_or_default())
-                .collect();
+        // Move cells into their new order: cloning would allocate once per string cell.
+        let mut old = std::mem::take(&mut t.cells);
+        let w = t.width;
+        t.cells.reserve(old.len());
+        for &r in &order {
+            for f in 0..w {
+                t.cells.push(
+                    old.get_mut(r * w + f)
+                        .map(std::mem::take)
+                        .unwrap_or_default(),
+                );
+            }
         }
     }
     if t.at.len() > MAX_EVENTS_PER_KIND {
         let cut = t.at.len() - MAX_EVENTS_PER_KIND;
         t.at.drain(..cut);
-        for col in &mut t.cols {
-            col.drain(..cut.min(col.len()));
-        }
+        t.cells.drain(..(cut * t.width).min(t.cells.len()));
     }
 }
 
@@ -491,11 +777,7 @@ impl<'de> Visitor<'de> for ExposuresSeed<'_> {
             let (v, _) = map.next_value_seed(TypedSeed(Type::Number))?;
             if let (Some(&i), Value::Num(n)) = (self.layout.exposures.get(key.0.as_ref()), v) {
                 if let Some(slot) = self.p.exposures.get_mut(i as usize) {
-                    *slot = if n.is_finite() && n > 0.0 {
-                        n.min(f64::from(u32::MAX)) as u32
-                    } else {
-                        0
-                    };
+                    *slot = exposure_count(n);
                 }
             }
         }
@@ -560,10 +842,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
         let RowsSeed { fields, table } = self;
         // Most histories are tens of events: one allocation per column instead of six doublings.
         let hint = seq.size_hint().unwrap_or(32).min(MAX_EVENTS_PER_KIND);
-        table.at.reserve(hint);
-        for col in &mut table.cols {
-            col.reserve(hint);
-        }
+        table.reserve(hint);
         while seq
             .next_element_seed(RowSeed {
                 fields,
@@ -594,10 +873,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut at = None;
-        let row = self.table.at.len();
-        for col in &mut self.table.cols {
-            col.push(Value::Missing);
-        }
+        let row = self.table.begin_row();
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
             if key.0 == "at" {
                 if let (Value::Time(t), _) = map.next_value_seed(TypedSeed(Type::Timestamp))? {
@@ -613,29 +889,14 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             {
                 Some((i, ty)) => {
                     let (v, _) = map.next_value_seed(TypedSeed(ty))?;
-                    if let Some(cell) = self
-                        .table
-                        .cols
-                        .get_mut(i as usize)
-                        .and_then(|c| c.get_mut(row))
-                    {
-                        *cell = v;
-                    }
+                    self.table.set(row, i, v);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        match at {
-            Some(t) => self.table.at.push(t),
-            // An event without a readable time cannot be placed in a window: it is dropped.
-            None => {
-                for col in &mut self.table.cols {
-                    col.truncate(row);
-                }
-            }
-        }
+        self.table.end_row(row, at);
         Ok(())
     }
 }
