@@ -329,6 +329,20 @@ impl Schema {
         v
     }
 
+    /// Field names of event kind `kind`, `at` last (for suggestions).
+    pub fn event_field_names(&self, kind: u16) -> Vec<String> {
+        self.events
+            .get(kind as usize)
+            .map(|k| {
+                k.fields
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .chain(["at".to_string()])
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Type of field `name` of event kind `kind` (`at` is always a timestamp).
     pub fn event_field(&self, kind: u16, name: &str) -> Option<(Option<u16>, Type)> {
         if name == "at" {

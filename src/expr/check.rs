@@ -424,19 +424,7 @@ impl Checker<'_, '_> {
             ]
             .contains(&single.name.as_str())
             {
-                let names: Vec<String> = self
-                    .env
-                    .schema
-                    .events
-                    .get(kind as usize)
-                    .map(|k| {
-                        k.fields
-                            .iter()
-                            .map(|f| f.name.clone())
-                            .chain(["at".to_string()])
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let names: Vec<String> = self.env.schema.event_field_names(kind);
                 let help =
                     crate::diagnostic::did_you_mean(&single.name, names.iter().map(String::as_str))
                         .or_else(|| {
@@ -1008,19 +996,7 @@ impl Checker<'_, '_> {
             }
         };
         let Some((field, ty)) = self.env.schema.event_field(kind, &name) else {
-            let names: Vec<String> = self
-                .env
-                .schema
-                .events
-                .get(kind as usize)
-                .map(|k| {
-                    k.fields
-                        .iter()
-                        .map(|f| f.name.clone())
-                        .chain(["at".to_string()])
-                        .collect()
-                })
-                .unwrap_or_default();
+            let names: Vec<String> = self.env.schema.event_field_names(kind);
             let help = crate::diagnostic::did_you_mean(&name, names.iter().map(String::as_str));
             self.error(
                 "unknown-field",
@@ -1208,19 +1184,7 @@ impl Checker<'_, '_> {
             return None;
         };
         let Some((field, ty)) = self.env.schema.event_field(kind, &name.name) else {
-            let names: Vec<String> = self
-                .env
-                .schema
-                .events
-                .get(kind as usize)
-                .map(|k| {
-                    k.fields
-                        .iter()
-                        .map(|f| f.name.clone())
-                        .chain(["at".to_string()])
-                        .collect()
-                })
-                .unwrap_or_default();
+            let names: Vec<String> = self.env.schema.event_field_names(kind);
             let help =
                 crate::diagnostic::did_you_mean(&name.name, names.iter().map(String::as_str));
             self.error(
