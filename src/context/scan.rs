@@ -1,8 +1,8 @@
 //! A purpose-built JSON reader for profile snapshots.
 //!
-//! Why not serde: measured on a 2.7 KB, 30-purchase profile, serde_json's map-key handling alone
-//! (parse and validate every key, dispatch through `deserialize_any`) cost ~6 µs even when no value was
-//! kept, against ~2 µs to merely skip the document. This reader validates UTF-8 once for the whole input,
+//! Why not serde: measured on a 2.7 KB, 30-purchase profile, the serde decoder took 7.3 µs even when it
+//! kept no value at all (key parsing and validation, `deserialize_any` dispatch), against 1.9 µs for serde
+//! to merely skip the document (`IgnoredAny`); the full serde decode took 11.5 µs, this reader 7.4 µs. This reader validates UTF-8 once for the whole input,
 //! borrows keys and escape-free strings straight from it, and skips unread values without building them.
 //! It is tested against the serde-based decoder (`ProfileLayout::decode_value`) by property tests.
 //!
