@@ -3,9 +3,10 @@
 //! Measured on this machine, turning a 3 KB visitor JSON into a `serde_json::Value` costs 13–16 µs (BENCHMARKS.md) — more than
 //! ten condition evaluations. So nothing here goes through a generic JSON tree on the hot path:
 //!
-//! * the profile is decoded straight from bytes by a schema-driven [`serde::de::DeserializeSeed`]
-//!   ([`ProfileLayout`]): declared traits land in a `Vec` indexed by trait number, event arrays become
-//!   time-sorted columns holding only the fields the bundle declares, everything else is skipped unparsed;
+//! * the profile is decoded straight from bytes by a schema-driven reader ([`ProfileLayout::decode`], built
+//!   on the [`scan`] module; an equivalent serde `DeserializeSeed` serves already-parsed JSON values):
+//!   the traits the rules read land in a `Vec` indexed by trait number, event arrays become time-sorted
+//!   row-major tables of the fields the rules read, everything else is skipped unparsed;
 //! * request values are computed only for the paths the bundle uses ([`RequestView`] parses the URL and
 //!   the calendar lazily, once), into slots the compiled program reads by index.
 //!
