@@ -28,6 +28,7 @@ pub mod context;
 pub mod diagnostic;
 pub mod engine;
 pub mod expr;
+pub mod geoip;
 pub mod schema;
 pub mod time;
 pub mod value;

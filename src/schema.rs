@@ -184,6 +184,7 @@ builtins! {
     TimeZone => "geo.time_zone": String,
     Continent => "geo.continent": String,
     AccuracyKm => "geo.accuracy_km": Number,
+    Anonymous => "geo.anonymous": Bool,
     DeviceType => "device.type": String,
     Os => "device.os": String,
     OsVersion => "device.os_version": Version,

@@ -97,6 +97,10 @@ pub struct Geo {
     /// Accuracy radius in km.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_km: Option<f64>,
+    /// The address is an anonymizer: VPN, public or residential proxy, Tor exit, hosting provider (when the
+    /// GeoIP database has these flags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<bool>,
 }
 
 /// Device fields (`device.*`).

@@ -70,6 +70,12 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Look up IP addresses (one per line on stdin) in a MaxMind DB; print one JSON object per line.
+    Geo {
+        /// MaxMind DB file (GeoIP2/GeoLite2 City or Country, Enterprise, Anonymous-IP, DB-IP).
+        #[arg(long)]
+        db: PathBuf,
+    },
     /// Preview allocation: decide for N synthetic visitors and show the share of each outcome.
     Simulate {
         /// Bundle directory or artifact file.
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
             now.as_deref(),
             explain,
         ),
+        Command::Geo { db } => cmd_geo(&db),
         Command::Simulate {
             bundle,
             visitors,
@@ -373,6 +380,38 @@ fn cmd_decide(
         "{}",
         serde_json::to_string_pretty(&resp).map_err(|e| Fail(1, format!("error: {e}")))?
     );
+    Ok(())
+}
+
+fn cmd_geo(db: &Path) -> Result<(), Fail> {
+    use std::io::{BufRead, Write};
+    let bytes = std::fs::read(db)
+        .map_err(|e| usage(format!("error: cannot read `{}`: {e}", db.display())))?;
+    let geo = tailor::geoip::GeoDb::from_bytes(bytes)
+        .map_err(|e| Fail(1, format!("error: `{}`: {e}", db.display())))?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| usage(format!("error: stdin: {e}")))?;
+        let ip = line.trim();
+        if ip.is_empty() {
+            continue;
+        }
+        let record = match geo.lookup_str(ip) {
+            Ok(Some(g)) => {
+                let mut v = serde_json::to_value(g).unwrap_or_default();
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("ip".into(), ip.into());
+                }
+                v
+            }
+            Ok(None) => serde_json::json!({ "ip": ip, "found": false }),
+            Err(e) => serde_json::json!({ "ip": ip, "error": e.message }),
+        };
+        writeln!(out, "{record}").map_err(|e| usage(format!("error: stdout: {e}")))?;
+    }
+    out.flush()
+        .map_err(|e| usage(format!("error: stdout: {e}")))?;
     Ok(())
 }
 

@@ -1293,6 +1293,9 @@ impl<'r> RequestView<'r> {
                     Builtin::TimeZone => opt_str(geo.and_then(|g| g.time_zone.as_ref())),
                     Builtin::Continent => opt_str(geo.and_then(|g| g.continent.as_ref())),
                     Builtin::AccuracyKm => opt_num(geo.and_then(|g| g.accuracy_km)),
+                    Builtin::Anonymous => geo
+                        .and_then(|g| g.anonymous)
+                        .map_or(Value::Missing, Value::Bool),
                     Builtin::DeviceType => opt_str(dev.and_then(|d| d.kind.as_ref())),
                     Builtin::Os => opt_str(dev.and_then(|d| d.os.as_ref())),
                     Builtin::OsVersion => dev

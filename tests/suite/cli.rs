@@ -105,7 +105,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn help_on_every_command() {
-    for cmd in ["check", "build", "decide", "simulate"] {
+    for cmd in ["check", "build", "decide", "simulate", "geo"] {
         let out = tailor(&[cmd, "--help"]);
         assert!(out.status.success());
         assert!(
@@ -226,4 +226,49 @@ fn simulate_shows_shares() {
         "2026-12-03T10:00:00Z",
     ]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("recs-layout-test"));
+}
+
+#[test]
+fn geo_reads_ips_from_stdin() {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args([
+            "geo",
+            "--db",
+            "tests/data/maxmind/test-data/GeoIP2-City-Test.mmdb",
+        ])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"81.2.69.160\n10.0.0.1\nnot-an-ip\n\n2001:220::1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["ip"], "81.2.69.160");
+    assert_eq!(lines[0]["country"], "GB");
+    assert_eq!(lines[0]["city"], "London");
+    assert_eq!(lines[1]["found"], false);
+    assert!(lines[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not an IP address"));
+    assert_eq!(lines[3]["country"], "KR");
+    let bad = tailor(&[
+        "geo",
+        "--db",
+        "tests/data/maxmind/bad-data/libmaxminddb/libmaxminddb-metadata-marker-only.mmdb",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
 }

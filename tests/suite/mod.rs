@@ -2,6 +2,7 @@ pub mod allocation;
 pub mod cli;
 pub mod conformance;
 pub mod diagnostics;
+pub mod geoip;
 pub mod properties;
 
 use std::path::{Path, PathBuf};
