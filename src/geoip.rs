@@ -119,8 +119,7 @@ impl Flags {
             self.is_residential_proxy,
             self.is_tor_exit_node,
         ]
-        .iter()
-        .any(|f| *f == Some(true))
+        .contains(&Some(true))
     }
 }
 
