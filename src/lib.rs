@@ -25,6 +25,7 @@
 pub mod allocation;
 pub mod bundle;
 pub mod context;
+pub mod device;
 pub mod diagnostic;
 pub mod engine;
 pub mod expr;

@@ -1,6 +1,7 @@
 pub mod allocation;
 pub mod cli;
 pub mod conformance;
+pub mod device;
 pub mod diagnostics;
 pub mod geoip;
 pub mod properties;
