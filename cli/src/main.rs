@@ -70,6 +70,13 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Detect devices: one User-Agent per line on stdin (or, with --json, one `{"user_agent", "headers"}`
+    /// object per line, for Client Hints); print one JSON object per line.
+    Device {
+        /// Read JSON lines with `user_agent` and `headers` instead of plain User-Agent lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look up IP addresses (one per line on stdin) in a MaxMind DB; print one JSON object per line.
     Geo {
         /// MaxMind DB file (GeoIP2/GeoLite2 City or Country, Enterprise, Anonymous-IP, DB-IP).
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
             explain,
         ),
         Command::Geo { db } => cmd_geo(&db),
+        Command::Device { json } => cmd_device(json),
         Command::Simulate {
             bundle,
             visitors,
@@ -380,6 +388,48 @@ fn cmd_decide(
         "{}",
         serde_json::to_string_pretty(&resp).map_err(|e| Fail(1, format!("error: {e}")))?
     );
+    Ok(())
+}
+
+fn cmd_device(json: bool) -> Result<(), Fail> {
+    use std::io::{BufRead, Write};
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[serde(default)]
+        user_agent: String,
+        #[serde(default)]
+        headers: std::collections::BTreeMap<String, String>,
+    }
+    let parser = tailor::device::UaParser::builtin().map_err(|e| Fail(1, format!("error: {e}")))?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| usage(format!("error: stdin: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = if json {
+            match serde_json::from_str::<Line>(&line) {
+                Ok(l) => {
+                    serde_json::to_value(tailor::device::detect(&parser, &l.user_agent, &l.headers))
+                        .unwrap_or_default()
+                }
+                Err(e) => {
+                    serde_json::json!({ "error": format!("not a JSON line with `user_agent` and `headers`: {e}") })
+                }
+            }
+        } else {
+            serde_json::to_value(tailor::device::detect(
+                &parser,
+                line.trim_end_matches('\r'),
+                &Default::default(),
+            ))
+            .unwrap_or_default()
+        };
+        writeln!(out, "{record}").map_err(|e| usage(format!("error: stdout: {e}")))?;
+    }
+    out.flush()
+        .map_err(|e| usage(format!("error: stdout: {e}")))?;
     Ok(())
 }
 

@@ -20,6 +20,9 @@
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
+mod detect;
+pub use detect::{detect, Detected};
+
 /// The embedded uap-core rules.
 pub const UAP_RULES: &str = include_str!("uap-regexes.json");
 

@@ -105,7 +105,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn help_on_every_command() {
-    for cmd in ["check", "build", "decide", "simulate", "geo"] {
+    for cmd in ["check", "build", "decide", "simulate", "geo", "device"] {
         let out = tailor(&[cmd, "--help"]);
         assert!(out.status.success());
         assert!(
@@ -271,4 +271,38 @@ fn geo_reads_ips_from_stdin() {
         "tests/data/maxmind/bad-data/libmaxminddb/libmaxminddb-metadata-marker-only.mmdb",
     ]);
     assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn device_reads_user_agents_from_stdin() {
+    use std::io::Write;
+    let run = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new(bin())
+            .args(args)
+            .current_dir(root())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let lines = run(&["device"], b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1\nGooglebot/2.1\n");
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["type"], "mobile");
+    assert_eq!(lines[0]["browser"]["family"], "Mobile Safari");
+    assert_eq!(lines[0]["os"]["family"], "iOS");
+    assert_eq!(lines[0]["device"]["brand"], "Apple");
+    assert_eq!(lines[1]["is_bot"], true);
+    let lines = run(&["device", "--json"], br#"{"user_agent":"Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36","headers":{"sec-ch-ua-model":"\"Pixel 7\""}}
+not json
+"#);
+    assert_eq!(lines[0]["device"]["model"], "Pixel 7");
+    assert!(lines[1]["error"].as_str().is_some());
 }

@@ -90,3 +90,92 @@ fn unknown_is_other() {
         ("Other", "Other", "Other")
     );
 }
+
+fn detect(ua: &str, headers: &[(&str, &str)]) -> tailor::device::Detected {
+    let h = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tailor::device::detect(parser(), ua, &h)
+}
+
+#[test]
+fn device_types() {
+    let cases = [
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "mobile"),
+        ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1", "tablet"),
+        ("Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36", "mobile"),
+        ("Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "tablet"),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "desktop"),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15", "desktop"),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot"),
+        ("Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko)", "console"),
+        ("Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) 76.0.3809.146/6.0 TV Safari/537.36", "tv"),
+        ("atc/1.0 watchOS/5.1.3 model/Watch3,4 hwp/t8004 build/16S535 (6; dt:156)", "wearable"),
+    ];
+    for (ua, want) in cases {
+        assert_eq!(detect(ua, &[]).kind, want, "{ua}");
+    }
+    let bot = detect(
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        &[],
+    );
+    assert!(bot.is_bot);
+    assert_eq!(bot.to_wire().is_bot, Some(true));
+}
+
+/// Chrome's frozen UA says `Android 10; K`; Client Hints tell the truth and win.
+#[test]
+fn client_hints_win_over_a_frozen_user_agent() {
+    let ua = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
+    let d = detect(
+        ua,
+        &[
+            ("Sec-CH-UA-Platform", "\"Android\""),
+            ("Sec-CH-UA-Platform-Version", "\"14.0.0\""),
+            ("Sec-CH-UA-Model", "\"Pixel 7\""),
+            ("Sec-CH-UA-Mobile", "?1"),
+            ("Sec-CH-UA-Full-Version-List", "\"Not_A Brand\";v=\"8.0.0.0\", \"Chromium\";v=\"120.0.6099.144\", \"Google Chrome\";v=\"120.0.6099.144\""),
+        ],
+    );
+    let w = d.to_wire();
+    assert_eq!(w.os.as_deref(), Some("Android"));
+    assert_eq!(w.os_version.as_deref(), Some("14.0.0"));
+    assert_eq!(w.model.as_deref(), Some("Pixel 7"));
+    assert_eq!(w.browser.as_deref(), Some("Chrome Mobile"));
+    assert_eq!(w.browser_version.as_deref(), Some("120.0.6099"));
+    assert_eq!(w.kind.as_deref(), Some("mobile"));
+    // Without hints the frozen UA is all we know.
+    assert_eq!(detect(ua, &[]).to_wire().os_version.as_deref(), Some("10"));
+}
+
+#[test]
+fn client_hints_lenient_values_and_windows_11() {
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0";
+    // Unquoted values, as some proxies forward them.
+    let d = detect(
+        ua,
+        &[
+            ("sec-ch-ua-platform", "Windows"),
+            ("sec-ch-ua-platform-version", "15.0.0"),
+            (
+                "sec-ch-ua",
+                "Microsoft Edge;v=120, Chromium;v=120, Not?A_Brand;v=8",
+            ),
+        ],
+    );
+    assert_eq!(
+        (d.os.family.as_str(), d.os.major.as_deref()),
+        ("Windows", Some("11"))
+    );
+    assert_eq!(d.browser.family, "Edge");
+    assert_eq!(d.kind, "desktop");
+    let d10 = detect(
+        ua,
+        &[
+            ("sec-ch-ua-platform", "\"Windows\""),
+            ("sec-ch-ua-platform-version", "\"10.0.0\""),
+        ],
+    );
+    assert_eq!(d10.os.major.as_deref(), Some("10"));
+}
