@@ -500,6 +500,21 @@ fn expand(template: &str, c: &regex::Captures<'_>) -> String {
     out
 }
 
+/// Prefilter diagnostics for benchmarks and tuning, per section (browser, OS, device): rules, rules without
+/// any prefilter clause, and rules the prefilter lets through for `ua`.
+pub fn prefilter_stats(p: &UaParser, ua: &str) -> [(usize, usize, usize); 3] {
+    let present = p.present(ua);
+    let stat = |rules: &[Rule]| {
+        let through = rules.iter().filter(|r| r.passes(&present)).count();
+        (
+            rules.len(),
+            rules.iter().filter(|r| r.clauses.is_empty()).count(),
+            through,
+        )
+    };
+    [stat(&p.ua), stat(&p.os), stat(&p.device)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,19 +543,4 @@ mod tests {
         assert_eq!(lits(r"ab|cd"), None);
         assert_eq!(lits(r"(Opera|Op)/"), None);
     }
-}
-
-/// Prefilter diagnostics for benchmarks and tuning, per section (browser, OS, device): rules, rules without
-/// any prefilter clause, and rules the prefilter lets through for `ua`.
-pub fn prefilter_stats(p: &UaParser, ua: &str) -> [(usize, usize, usize); 3] {
-    let present = p.present(ua);
-    let stat = |rules: &[Rule]| {
-        let through = rules.iter().filter(|r| r.passes(&present)).count();
-        (
-            rules.len(),
-            rules.iter().filter(|r| r.clauses.is_empty()).count(),
-            through,
-        )
-    };
-    [stat(&p.ua), stat(&p.os), stat(&p.device)]
 }
