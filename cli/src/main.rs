@@ -69,6 +69,12 @@ enum Command {
         /// Add a trace explaining every decision.
         #[arg(long)]
         explain: bool,
+        /// Fill `geo` from `context.ip` with this MaxMind DB when the request has no `geo`.
+        #[arg(long)]
+        geoip_db: Option<PathBuf>,
+        /// Fill `geo` from `X-Geo-*`/`CF-*` location headers (only for requests from a trusted CDN).
+        #[arg(long)]
+        trust_geo_headers: bool,
     },
     /// Detect devices: one User-Agent per line on stdin (or, with --json, one `{"user_agent", "headers"}`
     /// object per line, for Client Hints); print one JSON object per line.
@@ -131,12 +137,18 @@ fn main() -> ExitCode {
             profile,
             now,
             explain,
+            geoip_db,
+            trust_geo_headers,
         } => cmd_decide(
             &bundle,
             &request,
             profile.as_deref(),
             now.as_deref(),
             explain,
+            Enrich {
+                geoip_db,
+                trust_geo_headers,
+            },
         ),
         Command::Geo { db } => cmd_geo(&db),
         Command::Device { json } => cmd_device(json),
@@ -361,12 +373,49 @@ fn invalid(e: ErrorResponse) -> Fail {
     )
 }
 
+/// How `decide` fills context the request did not resolve itself.
+struct Enrich {
+    geoip_db: Option<PathBuf>,
+    trust_geo_headers: bool,
+}
+
+/// Fill `device` from the User-Agent and Client Hints headers, and `geo` from trusted headers or the IP,
+/// where the request left them out. What the caller sent always wins.
+fn enrich(req: &mut DecideRequest, how: &Enrich) -> Result<(), Fail> {
+    let ctx = &mut req.context;
+    if ctx.device.is_none() {
+        if let Some(ua) = ctx
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+            .map(|(_, v)| v.clone())
+        {
+            let parser =
+                tailor::device::UaParser::builtin().map_err(|e| Fail(1, format!("error: {e}")))?;
+            ctx.device = Some(tailor::device::detect(&parser, &ua, &ctx.headers).to_wire());
+        }
+    }
+    if ctx.geo.is_none() && how.trust_geo_headers {
+        ctx.geo = tailor::geoip::geo_from_headers(&ctx.headers);
+    }
+    if let (None, Some(db), Some(ip)) = (&ctx.geo, &how.geoip_db, ctx.ip.clone()) {
+        let bytes = std::fs::read(db)
+            .map_err(|e| usage(format!("error: cannot read `{}`: {e}", db.display())))?;
+        let geo = tailor::geoip::GeoDb::from_bytes(bytes)
+            .map_err(|e| Fail(1, format!("error: `{}`: {e}", db.display())))?;
+        // An unknown or malformed IP leaves `geo` empty: the decision still succeeds.
+        ctx.geo = geo.lookup_str(&ip).ok().flatten();
+    }
+    Ok(())
+}
+
 fn cmd_decide(
     bundle: &Path,
     request: &Path,
     profile: Option<&Path>,
     now: Option<&str>,
     explain: bool,
+    how: Enrich,
 ) -> Result<(), Fail> {
     let engine = engine(bundle)?;
     let now = now_ms(now)?;
@@ -379,6 +428,7 @@ fn cmd_decide(
     })?;
     req.explain |= explain;
     engine.validate(&req).map_err(invalid)?;
+    enrich(&mut req, &how)?;
     let profile = match profile {
         Some(p) => Some(engine.decode_profile(&read_input(p)?).map_err(invalid)?),
         None => None,

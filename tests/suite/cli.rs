@@ -306,3 +306,45 @@ not json
     assert_eq!(lines[0]["device"]["model"], "Pixel 7");
     assert!(lines[1]["error"].as_str().is_some());
 }
+
+/// `decide` resolves device and location itself when the request only has headers and an IP.
+#[test]
+fn decide_resolves_device_and_geo() {
+    let req = tmp("raw-request.json");
+    std::fs::write(
+        &req,
+        r#"{"visitor_id": "v-app", "placements": ["app_banner", "home_hero"],
+            "context": {"ip": "2001:220::1",
+                        "headers": {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"}}}"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "decide",
+            "--bundle",
+            "rules/retail",
+            "--request",
+            req.to_str().unwrap(),
+            "--now",
+            "2026-11-24T10:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        let out = tailor(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // Device from the User-Agent, no location: not in KR/JP, so no app banner.
+    let v = run(&[]);
+    assert_eq!(v["decisions"][0]["reason"], "default");
+    // The IP is in Korea in MaxMind's test City database: a mobile web visitor in KR gets the banner.
+    let v = run(&[
+        "--geoip-db",
+        "tests/data/maxmind/test-data/GeoIP2-City-Test.mmdb",
+    ]);
+    assert_eq!(v["decisions"][0]["experience"], "app-download-kr-jp");
+    assert_eq!(v["decisions"][1]["experience"], "kr-hero");
+}
