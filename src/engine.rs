@@ -150,13 +150,27 @@ impl Engine {
             out.dedup();
             out
         }
+        // Decode only what some audience can read: its own paths and those of the segments it reaches
+        // (a segment no audience references costs nothing at decode time).
         let mut usage = crate::context::Usage::none(&def.schema);
-        for t in c
-            .segments
-            .iter()
-            .chain(c.audiences.iter().flatten().flatten())
-        {
+        let mut reached = vec![false; c.segments.len()];
+        let mut stack: Vec<u16> = Vec::new();
+        for t in c.audiences.iter().flatten().flatten() {
             usage.add(t);
+            stack.extend(t.segments());
+        }
+        while let Some(s) = stack.pop() {
+            let Some(seen) = reached.get_mut(s as usize) else {
+                continue;
+            };
+            if *seen {
+                continue;
+            }
+            *seen = true;
+            if let Some(t) = c.segments.get(s as usize) {
+                usage.add(t);
+                stack.extend(t.segments());
+            }
         }
         let mut capped = Vec::new();
         let mut groups: Vec<Box<str>> = Vec::new();

@@ -173,3 +173,32 @@ fn profile_from_another_bundle_is_ignored() {
     );
     assert!(lang.decide(&req, Some(&p), 0).notes.is_empty());
 }
+
+/// Only what some audience can read is decoded: a trait read by an unreferenced segment is skipped, so its
+/// wrong type is not even noticed, while the same trait read through a referenced segment is.
+#[test]
+fn profile_decoding_follows_reachable_segments() {
+    let bundle = |audience: &str| {
+        let text = format!(
+            "[bundle]\nid = \"r\"\nversion = \"1\"\n[schema.traits]\nltv = \"number\"\n[segments.big]\nwhen = 'profile.ltv > 10'\n\
+             [placements.p]\ndefault = {{}}\n[[placements.p.experiences]]\nid = \"e\"\naudience = '{audience}'\ncontent = {{}}\n"
+        );
+        let files = vec![tailor::diagnostic::SourceFile {
+            name: "b.toml".into(),
+            text,
+        }];
+        Engine::new(tailor::bundle::load_sources(&files).unwrap().0)
+    };
+    let profile = br#"{"traits": {"ltv": "lots"}}"#;
+    let unreferenced = bundle("geo.country == \"KR\"");
+    assert!(unreferenced
+        .decode_profile(profile)
+        .unwrap()
+        .problems
+        .is_empty());
+    let referenced = bundle("segment.big");
+    assert_eq!(
+        referenced.decode_profile(profile).unwrap().problems.len(),
+        1
+    );
+}
