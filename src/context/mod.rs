@@ -63,15 +63,6 @@ impl EventTable {
             .unwrap_or(&Value::Missing)
     }
 
-    /// An empty table with `width` fields per row.
-    pub fn new(width: usize) -> EventTable {
-        EventTable {
-            at: Vec::new(),
-            width,
-            cells: Vec::new(),
-        }
-    }
-
     fn reserve(&mut self, rows: usize) {
         self.at.reserve(rows);
         self.cells.reserve(rows * self.width);

@@ -31,6 +31,28 @@ fn tailor(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Run the CLI with `input` on stdin; returns its output.
+fn tailor_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn tmp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("tailor-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -230,31 +252,16 @@ fn simulate_shows_shares() {
 
 #[test]
 fn geo_reads_ips_from_stdin() {
-    use std::io::Write;
-    let mut child = Command::new(bin())
-        .args([
+    let out = tailor_stdin(
+        &[
             "geo",
             "--db",
             "tests/data/maxmind/test-data/GeoIP2-City-Test.mmdb",
-        ])
-        .current_dir(root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"81.2.69.160\n10.0.0.1\nnot-an-ip\n\n2001:220::1\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+        b"81.2.69.160\n10.0.0.1\nnot-an-ip\n\n2001:220::1\n",
+    );
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["ip"], "81.2.69.160");
     assert_eq!(lines[0]["country"], "GB");
@@ -275,23 +282,10 @@ fn geo_reads_ips_from_stdin() {
 
 #[test]
 fn device_reads_user_agents_from_stdin() {
-    use std::io::Write;
     let run = |args: &[&str], input: &[u8]| {
-        let mut child = Command::new(bin())
-            .args(args)
-            .current_dir(root())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = tailor_stdin(args, input);
         assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .collect::<Vec<_>>()
+        json_lines(&out)
     };
     let lines = run(&["device"], b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1\nGooglebot/2.1\n");
     assert_eq!(lines.len(), 2);
