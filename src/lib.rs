@@ -23,6 +23,7 @@
 //! panic in a Worker kills the isolate.
 
 pub mod allocation;
+pub mod auth;
 pub mod bundle;
 pub mod context;
 pub mod device;
@@ -31,6 +32,7 @@ pub mod engine;
 pub mod expr;
 pub mod geoip;
 pub mod schema;
+pub mod signing;
 pub mod time;
 pub mod value;
 pub mod wire;

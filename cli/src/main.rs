@@ -3,6 +3,9 @@
 //! Exit codes: 0 success, 1 invalid input (a bundle, request or profile with errors), 2 usage errors
 //! (unknown flags, unreadable paths).
 
+mod report;
+mod serve;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,9 +51,41 @@ enum Command {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
+        /// Sign the artifact with this Ed25519 secret key file (from `tailor keygen`).
+        #[arg(long, value_name = "KEY_FILE")]
+        sign: Option<PathBuf>,
         /// How to print errors.
         #[arg(long, value_enum, default_value = "human")]
         error_format: ErrorFormat,
+    },
+    /// Make an Ed25519 key pair for signing bundles: NAME.key (secret, mode 0600) and NAME.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, default_value = "tailor-signing")]
+        out: PathBuf,
+    },
+    /// Run the personalization server (HTTP API, embedded profile store, exposure log).
+    Serve(Box<ServeArgs>),
+    /// Load profile snapshots into a server's store: JSON lines, each a snapshot with `visitor_id`.
+    Import {
+        /// The server's data directory.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// JSON-lines file (`-` for stdin).
+        file: PathBuf,
+    },
+    /// Experiment report from a server's exposure log: exposed visitors, conversions, conversion rate,
+    /// lift over control with a 95 % confidence interval, and a sample-ratio-mismatch test per experience.
+    Report {
+        /// The server's data directory.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// The event stream that counts as a conversion when it happens after the first exposure.
+        #[arg(long, default_value = "purchases")]
+        conversion: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Decide placements for one request and print the JSON response.
     Decide {
@@ -112,8 +147,65 @@ enum Command {
     },
 }
 
+/// `tailor serve` flags.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Data directory: the SQLite store of profiles, exposures and deployed bundles.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Bundle to serve (directory or artifact); recorded as a deployment when it differs from the active
+    /// one. Without it the store's active deployment is served.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// MaxMind DB for `geo.*` from the client IP.
+    #[arg(long)]
+    geoip_db: Option<PathBuf>,
+    /// Take location from `X-Geo-*`/`CF-*` headers (only behind a CDN that sets and sanitizes them).
+    #[arg(long)]
+    trust_geo_headers: bool,
+    /// Bearer token for the admin and ingestion routes (without it they answer 403).
+    #[arg(long, env = "TAILOR_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Require bundles signed by this Ed25519 public key (hex, or a `.pub` file); repeatable.
+    #[arg(long = "trusted-key", value_name = "KEY")]
+    trusted_keys: Vec<String>,
+    /// Rebuild and deploy this bundle directory when its files change (local authoring).
+    #[arg(long)]
+    watch: Option<PathBuf>,
+    /// Allow browser calls from this origin (`*` for any); repeatable. Off by default.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Profile cache size in MiB (snapshots and known absences).
+    #[arg(long, default_value_t = 256)]
+    cache_mb: u64,
+    /// Seconds a cached profile is trusted (other writers to the same store show up after this).
+    #[arg(long, default_value_t = 300)]
+    cache_ttl_secs: u64,
+    /// Largest request body, except bundle deploys.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Largest bundle artifact accepted by `PUT /v1/bundle`.
+    #[arg(long, default_value_t = 32 << 20)]
+    max_bundle_bytes: usize,
+    /// Most events in one `POST /v1/events`.
+    #[arg(long, default_value_t = 1000)]
+    max_events_per_batch: usize,
+    /// Largest stored profile snapshot.
+    #[arg(long, default_value_t = 64 << 10)]
+    max_profile_bytes: usize,
+    /// Events kept per stream in a snapshot (the oldest are dropped first).
+    #[arg(long, default_value_t = 200)]
+    max_events_per_stream: usize,
+    /// Log filter (tracing env-filter syntax): `info` logs lifecycle events, `debug` every request.
+    #[arg(long, env = "TAILOR_LOG", default_value = "info")]
+    log: String,
+}
+
 /// A failure with its exit code; the message is already formatted.
-struct Fail(u8, String);
+pub(crate) struct Fail(u8, pub(crate) String);
 
 fn usage(msg: impl Into<String>) -> Fail {
     Fail(2, msg.into())
@@ -129,8 +221,17 @@ fn main() -> ExitCode {
         Command::Build {
             dir,
             output,
+            sign,
             error_format,
-        } => cmd_build(&dir, &output, error_format),
+        } => cmd_build(&dir, &output, sign.as_deref(), error_format),
+        Command::Keygen { out } => cmd_keygen(&out),
+        Command::Serve(args) => cmd_serve(*args),
+        Command::Import { data, file } => cmd_import(&data, &file),
+        Command::Report {
+            data,
+            conversion,
+            json,
+        } => report::run(&data, &conversion, json).map_err(|e| Fail(1, format!("error: {e}"))),
         Command::Decide {
             bundle,
             request,
@@ -181,7 +282,7 @@ fn main() -> ExitCode {
 
 /// Every `.toml` file under `dir`, sorted by relative path so file order (the tie-breaker between
 /// experiences of equal priority across files) is stable on every machine.
-fn read_dir_sources(dir: &Path) -> Result<Vec<SourceFile>, Fail> {
+pub(crate) fn read_dir_sources(dir: &Path) -> Result<Vec<SourceFile>, Fail> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -297,7 +398,23 @@ fn cmd_check(paths: &[PathBuf], format: ErrorFormat) -> Result<(), Fail> {
     }
 }
 
-fn cmd_build(dir: &Path, output: &Path, format: ErrorFormat) -> Result<(), Fail> {
+fn cmd_build(
+    dir: &Path,
+    output: &Path,
+    sign: Option<&Path>,
+    format: ErrorFormat,
+) -> Result<(), Fail> {
+    let key = match sign {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("error: cannot read `{}`: {e}", p.display())))?;
+            Some(
+                tailor::signing::SecretKey::from_text(&text)
+                    .map_err(|e| usage(format!("error: `{}`: {e}", p.display())))?,
+            )
+        }
+        None => None,
+    };
     if !dir.is_dir() {
         return Err(usage(format!(
             "error: `{}` is not a bundle directory",
@@ -309,7 +426,11 @@ fn cmd_build(dir: &Path, output: &Path, format: ErrorFormat) -> Result<(), Fail>
             if format == ErrorFormat::Human {
                 eprint!("{}", d.render(&files));
             }
-            let artifact = bundle::to_artifact(&c);
+            let mut artifact = bundle::to_artifact(&c);
+            if let Some(k) = &key {
+                tailor::signing::sign(&mut artifact, k);
+                eprintln!("signed with key {}", k.public().key_id());
+            }
             let json = serde_json::to_string_pretty(&artifact)
                 .map_err(|e| Fail(1, format!("error: {e}")))?;
             std::fs::write(output, json + "\n")
@@ -583,4 +704,174 @@ fn cmd_simulate(
     }
     println!("{} synthetic visitors", sim.visitors);
     Ok(())
+}
+
+fn cmd_keygen(out: &Path) -> Result<(), Fail> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| Fail(1, format!("error: no OS randomness: {e}")))?;
+    let key = tailor::signing::SecretKey::from_seed(seed);
+    let secret = out.with_extension("key");
+    let public = out.with_extension("pub");
+    for p in [&secret, &public] {
+        if p.exists() {
+            return Err(usage(format!(
+                "error: `{}` exists; not overwriting a key",
+                p.display()
+            )));
+        }
+    }
+    write_private(&secret, &(key.to_text() + "\n"))
+        .map_err(|e| usage(format!("error: cannot write `{}`: {e}", secret.display())))?;
+    std::fs::write(&public, key.public().to_text() + "\n")
+        .map_err(|e| usage(format!("error: cannot write `{}`: {e}", public.display())))?;
+    eprintln!(
+        "wrote {} (secret: keep it out of the repository) and {} (key id {})",
+        secret.display(),
+        public.display(),
+        key.public().key_id()
+    );
+    println!("{}", key.public().to_text());
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_private(p: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(p: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(p, text)
+}
+
+fn cmd_serve(a: ServeArgs) -> Result<(), Fail> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&a.log)
+        .map_err(|e| usage(format!("error: --log {}: {e}", a.log)))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut trusted_keys = Vec::new();
+    for k in &a.trusted_keys {
+        let text = if Path::new(k).is_file() {
+            std::fs::read_to_string(k)
+                .map_err(|e| usage(format!("error: cannot read `{k}`: {e}")))?
+        } else {
+            k.clone()
+        };
+        trusted_keys.push(
+            tailor::signing::PublicKey::from_text(&text)
+                .map_err(|e| usage(format!("error: --trusted-key {k}: {e}")))?,
+        );
+    }
+    if a.watch.is_some() && !trusted_keys.is_empty() {
+        return Err(usage(
+            "error: --watch builds unsigned bundles; it cannot be combined with --trusted-key",
+        ));
+    }
+    if a.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(usage(
+            "error: the admin token must be at least 16 characters",
+        ));
+    }
+    let cfg = serve::Config {
+        listen: a.listen,
+        data: a.data,
+        bundle: a.bundle.or_else(|| a.watch.clone()),
+        geoip_db: a.geoip_db,
+        trust_geo_headers: a.trust_geo_headers,
+        admin_token: a.admin_token,
+        trusted_keys,
+        watch: a.watch,
+        cors_origins: a.cors_origins,
+        cache_bytes: a.cache_mb.saturating_mul(1 << 20),
+        cache_ttl: std::time::Duration::from_secs(a.cache_ttl_secs),
+        max_body_bytes: a.max_body_bytes,
+        max_bundle_bytes: a.max_bundle_bytes,
+        max_events_per_batch: a.max_events_per_batch,
+        limits: serve::profile::ProfileLimits {
+            max_bytes: a.max_profile_bytes,
+            max_events_per_stream: a.max_events_per_stream,
+        },
+    };
+    serve::run(cfg).map_err(|e| Fail(1, format!("error: {e}")))
+}
+
+fn cmd_import(data: &Path, file: &Path) -> Result<(), Fail> {
+    use std::io::BufRead;
+    let store = serve::store::Store::open(
+        data,
+        serve::store::CacheConfig {
+            max_bytes: 1 << 20,
+            ttl: std::time::Duration::from_secs(1),
+        },
+    )
+    .map_err(|e| Fail(1, format!("error: {e}")))?;
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(
+            |e| usage(format!("error: cannot read `{}`: {e}", file.display())),
+        )?))
+    };
+    let limits = serve::profile::ProfileLimits {
+        max_bytes: 64 << 10,
+        max_events_per_stream: 200,
+    };
+    let mut bad: Option<String> = None;
+    let mut lines = reader.lines().enumerate();
+    let rows = std::iter::from_fn(|| {
+        for (i, line) in lines.by_ref() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    bad = Some(format!("line {}: {e}", i + 1));
+                    return None;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let id = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| {
+                    v.get("visitor_id")
+                        .and_then(|x| x.as_str())
+                        .map(str::to_string)
+                });
+            let Some(id) = id else {
+                bad = Some(format!(
+                    "line {}: not a JSON snapshot with a `visitor_id`",
+                    i + 1
+                ));
+                return None;
+            };
+            return match serve::profile::normalize_snapshot(&id, line.as_bytes(), limits) {
+                Ok(s) => Some((id, s)),
+                Err(e) => {
+                    bad = Some(format!("line {}: {}", i + 1, e.body.message));
+                    None
+                }
+            };
+        }
+        None
+    });
+    let n = store
+        .import(rows, serve::now_ms())
+        .map_err(|e| Fail(1, format!("error: {e}")))?;
+    eprintln!("imported {n} profiles into {}", data.display());
+    match bad {
+        Some(msg) => Err(Fail(
+            1,
+            format!("error: stopped at {msg} (everything before it is committed)"),
+        )),
+        None => Ok(()),
+    }
 }

@@ -1,0 +1,172 @@
+//! Prometheus text exposition (format 0.0.4), written by hand: a few counters and one histogram family
+//! do not justify a metrics framework. Label values are escaped; label sets are bounded by the routes
+//! and by the bundle's own placements, experiences and variants (never by visitor data).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Latency buckets in seconds: fine-grained below a millisecond, where decide lives.
+const BUCKETS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    decisions: BTreeMap<(String, String, String, &'static str), u64>,
+}
+
+/// Server metrics.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Gauges read at scrape time.
+pub struct Snapshot<'a> {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_entries: u64,
+    pub cache_bytes: u64,
+    pub exposures_dropped: u64,
+    pub bundle: Option<(&'a str, &'a str, &'a str)>,
+}
+
+impl Metrics {
+    /// Count one HTTP request.
+    pub fn request(&self, route: &str, status: u16, seconds: f64) {
+        let mut g = lock(&self.inner);
+        *g.requests.entry((route.to_string(), status)).or_default() += 1;
+        let h = g.latency.entry(route.to_string()).or_default();
+        for (c, b) in h.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= b {
+                *c += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// Count decisions.
+    pub fn decisions<'a>(
+        &self,
+        d: impl Iterator<Item = (&'a str, Option<&'a str>, Option<&'a str>, &'static str)>,
+    ) {
+        let mut g = lock(&self.inner);
+        for (p, e, v, reason) in d {
+            let key = (
+                p.to_string(),
+                e.unwrap_or("").to_string(),
+                v.unwrap_or("").to_string(),
+                reason,
+            );
+            *g.decisions.entry(key).or_default() += 1;
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self, s: &Snapshot<'_>) -> String {
+        let g = lock(&self.inner);
+        let mut o = String::with_capacity(4096);
+        o.push_str("# HELP tailor_http_requests_total HTTP requests by route and status.\n# TYPE tailor_http_requests_total counter\n");
+        for ((r, st), n) in &g.requests {
+            let _ = writeln!(
+                o,
+                "tailor_http_requests_total{{route=\"{}\",status=\"{st}\"}} {n}",
+                esc(r)
+            );
+        }
+        o.push_str("# HELP tailor_http_request_duration_seconds HTTP request latency by route.\n# TYPE tailor_http_request_duration_seconds histogram\n");
+        for (r, h) in &g.latency {
+            let r = esc(r);
+            for (c, b) in h.counts.iter().zip(BUCKETS) {
+                let _ = writeln!(
+                    o,
+                    "tailor_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {c}"
+                );
+            }
+            let _ = writeln!(
+                o,
+                "tailor_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                o,
+                "tailor_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                o,
+                "tailor_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.count
+            );
+        }
+        o.push_str("# HELP tailor_decisions_total Decisions by placement, experience, variant and reason.\n# TYPE tailor_decisions_total counter\n");
+        for ((p, e, v, reason), n) in &g.decisions {
+            let _ = writeln!(
+                o,
+                "tailor_decisions_total{{placement=\"{}\",experience=\"{}\",variant=\"{}\",reason=\"{reason}\"}} {n}",
+                esc(p),
+                esc(e),
+                esc(v)
+            );
+        }
+        let _ = write!(
+            o,
+            "# HELP tailor_profile_cache_requests_total Profile cache lookups.\n# TYPE tailor_profile_cache_requests_total counter\n\
+             tailor_profile_cache_requests_total{{result=\"hit\"}} {}\ntailor_profile_cache_requests_total{{result=\"miss\"}} {}\n\
+             # HELP tailor_profile_cache_hit_ratio Hits over lookups since start.\n# TYPE tailor_profile_cache_hit_ratio gauge\n\
+             tailor_profile_cache_hit_ratio {}\n\
+             # HELP tailor_profile_cache_entries Profiles (and known absences) in the cache.\n# TYPE tailor_profile_cache_entries gauge\n\
+             tailor_profile_cache_entries {}\n\
+             # HELP tailor_profile_cache_bytes Weighted size of the cache.\n# TYPE tailor_profile_cache_bytes gauge\n\
+             tailor_profile_cache_bytes {}\n\
+             # HELP tailor_exposures_dropped_total Exposure rows dropped because the log writer fell behind.\n# TYPE tailor_exposures_dropped_total counter\n\
+             tailor_exposures_dropped_total {}\n",
+            s.cache_hits,
+            s.cache_misses,
+            {
+                let total = s.cache_hits + s.cache_misses;
+                if total == 0 { 0.0 } else { s.cache_hits as f64 / total as f64 }
+            },
+            s.cache_entries,
+            s.cache_bytes,
+            s.exposures_dropped,
+        );
+        o.push_str(
+            "# HELP tailor_bundle_info The active bundle.\n# TYPE tailor_bundle_info gauge\n",
+        );
+        if let Some((id, version, hash)) = s.bundle {
+            let _ = writeln!(
+                o,
+                "tailor_bundle_info{{id=\"{}\",version=\"{}\",hash=\"{}\"}} 1",
+                esc(id),
+                esc(version),
+                esc(hash)
+            );
+        }
+        o
+    }
+}

@@ -1,0 +1,1000 @@
+//! `tailor serve`: the native personalization server.
+//!
+//! A thin adapter around the core: it reads the request, the clock, the store and the GeoIP database,
+//! calls [`tailor::Engine::decide`], and maps answers to HTTP. Everything that decides is in the core;
+//! everything here is I/O, limits, auth and bookkeeping.
+//!
+//! Threads: axum on a multi-threaded tokio runtime. The hot path (decide with a cached profile) never
+//! blocks: the profile cache and the user-agent cache are in memory, exposure rows go through a bounded
+//! channel to one writer thread that group-commits them. SQLite reads on a cache miss and every write
+//! run on tokio's blocking pool.
+
+pub mod metrics;
+pub mod profile;
+pub mod store;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use profile::ProfileLimits;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use store::{Exposure, Store};
+use tailor::signing::{PublicKey, Rejection};
+use tailor::wire::{DecideRequest, Device, ErrorResponse, Reason};
+use tailor::Engine;
+
+/// Server configuration (from flags and environment).
+pub struct Config {
+    pub listen: String,
+    pub data: PathBuf,
+    pub bundle: Option<PathBuf>,
+    pub geoip_db: Option<PathBuf>,
+    pub trust_geo_headers: bool,
+    pub admin_token: Option<String>,
+    pub trusted_keys: Vec<PublicKey>,
+    pub watch: Option<PathBuf>,
+    pub cors_origins: Vec<String>,
+    pub cache_bytes: u64,
+    pub cache_ttl: Duration,
+    pub max_body_bytes: usize,
+    pub max_bundle_bytes: usize,
+    pub max_events_per_batch: usize,
+    pub limits: ProfileLimits,
+}
+
+/// An error answer: a status and the core's [`ErrorResponse`] body.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub body: ErrorResponse,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, msg: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorResponse::new(code, msg),
+        }
+    }
+    pub fn bad_request(code: &str, msg: impl Into<String>) -> ApiError {
+        ApiError::new(400, code, msg)
+    }
+    pub fn too_large(msg: impl Into<String>) -> ApiError {
+        ApiError::new(413, "too_large", msg)
+    }
+    pub fn internal(msg: impl Into<String>) -> ApiError {
+        ApiError::new(500, "internal", msg)
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> ApiError {
+        ApiError::internal(e.0)
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> ApiError {
+        let status = r.status().as_u16();
+        if status == 413 {
+            ApiError::too_large("the request body is larger than this route accepts")
+        } else {
+            ApiError::new(status, "invalid_request", r.body_text())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(status, &self.body)
+    }
+}
+
+fn json_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The bundle being served.
+pub struct Deployed {
+    pub engine: Engine,
+    pub seq: i64,
+    pub deployed_at_ms: i64,
+    pub signed: bool,
+}
+
+/// Shared server state.
+pub struct AppState {
+    cfg: Config,
+    store: Arc<Store>,
+    bundle: RwLock<Option<Arc<Deployed>>>,
+    /// Serializes deploy and rollback (store write + swap).
+    deploy_lock: Mutex<()>,
+    geo: Option<tailor::geoip::GeoDb>,
+    ua: tailor::device::UaParser,
+    /// Detected devices by User-Agent + Client Hints: real traffic repeats a few thousand strings.
+    ua_cache: moka::sync::Cache<String, Arc<Device>>,
+    /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
+    exposure_seen: moka::sync::Cache<String, ()>,
+    exposures: Mutex<Option<mpsc::SyncSender<Exposure>>>,
+    exposures_dropped: AtomicU64,
+    metrics: metrics::Metrics,
+    request_ids: AtomicU64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn rejection_to_api(r: Rejection) -> ApiError {
+    match r {
+        Rejection::Invalid(d) => {
+            let n = d.error_count();
+            ApiError {
+                status: 422,
+                body: ErrorResponse {
+                    code: "invalid_bundle".into(),
+                    message: format!(
+                        "the bundle has {n} error{}; the previous bundle keeps serving",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    errors: d.into_vec(),
+                },
+            }
+        }
+        Rejection::Unsigned => {
+            ApiError::new(403, "unsigned_bundle", Rejection::Unsigned.to_string())
+        }
+        r @ Rejection::BadSignature(_) => ApiError::new(403, "bad_signature", r.to_string()),
+        Rejection::Tampered => {
+            ApiError::new(403, "tampered_bundle", Rejection::Tampered.to_string())
+        }
+    }
+}
+
+impl AppState {
+    fn current(&self) -> Option<Arc<Deployed>> {
+        match self.bundle.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, d: Arc<Deployed>) {
+        let mut g = match self.bundle.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = Some(d);
+    }
+
+    /// Validate, compile, record and swap in an artifact. The old bundle serves until the swap.
+    pub fn deploy(&self, artifact: Vec<u8>) -> Result<Arc<Deployed>, ApiError> {
+        let checked = tailor::signing::load_verified(&artifact, &self.cfg.trusted_keys)
+            .map_err(rejection_to_api)?;
+        let signed = !self.cfg.trusted_keys.is_empty();
+        let hash = checked.hash.clone();
+        let engine = Engine::new(checked);
+        let _g = match self.deploy_lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let at = now_ms();
+        let seq = self.store.deploy_bundle(&hash, &artifact, at)?;
+        let d = Arc::new(Deployed {
+            engine,
+            seq,
+            deployed_at_ms: at,
+            signed,
+        });
+        self.swap(d.clone());
+        let b = d.engine.bundle();
+        tracing::info!(bundle = %b.id, version = %b.version, hash = %b.hash, seq, "bundle deployed");
+        Ok(d)
+    }
+
+    /// Activate the deployment before the current one.
+    pub fn rollback(&self) -> Result<Arc<Deployed>, ApiError> {
+        let _g = match self.deploy_lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let Some(cur) = self.current() else {
+            return Err(ApiError::new(
+                409,
+                "no_previous_bundle",
+                "no bundle is deployed",
+            ));
+        };
+        let Some(prev) = self.store.previous_bundle(cur.seq)? else {
+            return Err(ApiError::new(
+                409,
+                "no_previous_bundle",
+                "there is no earlier deployment to roll back to",
+            ));
+        };
+        let checked = tailor::signing::load_verified(&prev.artifact, &self.cfg.trusted_keys)
+            .map_err(rejection_to_api)?;
+        let engine = Engine::new(checked);
+        self.store.activate_bundle(prev.seq)?;
+        let d = Arc::new(Deployed {
+            engine,
+            seq: prev.seq,
+            deployed_at_ms: prev.deployed_at_ms,
+            signed: !self.cfg.trusted_keys.is_empty(),
+        });
+        self.swap(d.clone());
+        let b = d.engine.bundle();
+        tracing::info!(bundle = %b.id, version = %b.version, hash = %b.hash, seq = prev.seq, "rolled back");
+        Ok(d)
+    }
+
+    fn detect_device(&self, headers: &BTreeMap<String, String>) -> Option<Device> {
+        let ua = header(headers, "user-agent")?;
+        let mut key = String::with_capacity(ua.len() + 64);
+        key.push_str(ua);
+        for (k, v) in headers {
+            if k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch")) {
+                key.push('\u{1}');
+                key.push_str(&k.to_ascii_lowercase());
+                key.push('=');
+                key.push_str(v);
+            }
+        }
+        if let Some(d) = self.ua_cache.get(&key) {
+            return Some((*d).clone());
+        }
+        let d = tailor::device::detect(&self.ua, ua, headers).to_wire();
+        self.ua_cache.insert(key, Arc::new(d.clone()));
+        Some(d)
+    }
+
+    fn log_exposure(&self, e: Exposure) {
+        let key = format!(
+            "{}\u{1}{}\u{1}{}\u{1}{}",
+            e.visitor, e.experience, e.variant, e.bundle_hash
+        );
+        if self.exposure_seen.contains_key(&key) {
+            return;
+        }
+        self.exposure_seen.insert(key, ());
+        let sent = match self.exposures.lock() {
+            Ok(g) => g.as_ref().map(|tx| tx.try_send(e).is_ok()),
+            Err(_) => None,
+        };
+        if sent != Some(true) {
+            self.exposures_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Headers copied from the HTTP request into `context.headers` when the body does not set them: what
+/// device detection and allow-listed rules read. Never `Authorization` or `Cookie`.
+fn forwarded_header(name: &str, trust_geo: bool) -> bool {
+    matches!(name, "user-agent" | "accept-language" | "x-requested-with")
+        || name.starts_with("sec-ch-ua")
+        || (trust_geo && (name.starts_with("x-geo-") || name.starts_with("cf-")))
+}
+
+type AppResult = Result<Response, ApiError>;
+
+async fn decide(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    http_headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult {
+    let body = body?;
+    let mut req: DecideRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_request", format!("the request is not valid: {e}"))
+    })?;
+    let Some(dep) = st.current() else {
+        return Err(ApiError::new(
+            503,
+            "no_bundle",
+            "no bundle is deployed; PUT /v1/bundle first",
+        ));
+    };
+    let engine = &dep.engine;
+    engine.validate(&req).map_err(|e| ApiError {
+        status: 400,
+        body: e,
+    })?;
+    if req.visitor_id.as_ref().is_some_and(|v| v.len() > 256) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`visitor_id` is longer than 256 bytes",
+        ));
+    }
+    let ctx = &mut req.context;
+    for (name, value) in &http_headers {
+        let n = name.as_str();
+        if forwarded_header(n, st.cfg.trust_geo_headers) && header(&ctx.headers, n).is_none() {
+            if let Ok(v) = value.to_str() {
+                ctx.headers.insert(n.to_string(), v.to_string());
+            }
+        }
+    }
+    if ctx.ip.is_none() {
+        ctx.ip = Some(peer.ip().to_string());
+    }
+    if ctx.device.is_none() {
+        ctx.device = st.detect_device(&ctx.headers);
+    }
+    if ctx.geo.is_none() && st.cfg.trust_geo_headers {
+        ctx.geo = tailor::geoip::geo_from_headers(&ctx.headers);
+    }
+    if let (None, Some(db), Some(ip)) = (&ctx.geo, &st.geo, &ctx.ip) {
+        // Unknown or malformed addresses leave `geo` empty; the decision still succeeds.
+        ctx.geo = db.lookup_str(ip).ok().flatten();
+    }
+    let snapshot = match &req.visitor_id {
+        Some(id) => match st.store.cached(id) {
+            Some(s) => s,
+            None => {
+                let (store, id) = (st.store.clone(), id.clone());
+                tokio::task::spawn_blocking(move || store.profile(&id))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("profile read: {e}")))??
+            }
+        },
+        None => None,
+    };
+    let mut notes = Vec::new();
+    let profile = match snapshot.as_deref().map(|s| engine.decode_profile(s)) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            // A stored snapshot this bundle cannot read must not fail the visitor's page.
+            notes.push(format!("the stored profile was ignored: {}", e.message));
+            None
+        }
+        None => None,
+    };
+    let now = now_ms();
+    let mut resp = engine.decide(&req, profile.as_ref(), now);
+    resp.notes.extend(notes);
+    st.metrics.decisions(resp.decisions.iter().map(|d| {
+        (
+            d.placement.as_str(),
+            d.experience.as_deref(),
+            d.variant.as_deref(),
+            match d.reason {
+                Reason::Matched => "matched",
+                Reason::Default => "default",
+                Reason::Holdout => "holdout",
+                Reason::UnknownPlacement => "unknown_placement",
+            },
+        )
+    }));
+    if let Some(visitor) = &req.visitor_id {
+        let b = engine.bundle();
+        for d in &resp.decisions {
+            if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
+                st.log_exposure(Exposure {
+                    visitor: visitor.clone(),
+                    experience: e.clone(),
+                    variant: v.clone(),
+                    bundle_version: b.version.clone(),
+                    bundle_hash: b.hash.clone(),
+                    at_ms: now,
+                });
+            }
+        }
+    }
+    Ok(json_response(StatusCode::OK, &resp))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 256 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a visitor id is 1 to 256 bytes",
+        ));
+    }
+    Ok(())
+}
+
+async fn put_profile(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult {
+    check_id(&id)?;
+    let body = body?;
+    let snapshot = profile::normalize_snapshot(&id, &body, st.cfg.limits)?;
+    if let Some(d) = st.current() {
+        // Structure the active bundle cannot decode at all is refused now rather than ignored later.
+        d.engine.decode_profile(&snapshot).map_err(|e| ApiError {
+            status: 400,
+            body: e,
+        })?;
+    }
+    let store = st.store.clone();
+    let id2 = id.clone();
+    tokio::task::spawn_blocking(move || store.put_profile(&id2, snapshot, now_ms()))
+        .await
+        .map_err(|e| ApiError::internal(format!("profile write: {e}")))??;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "visitor_id": id, "stored": true }),
+    ))
+}
+
+async fn get_profile(State(st): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> AppResult {
+    check_id(&id)?;
+    let store = st.store.clone();
+    let id2 = id.clone();
+    let s = tokio::task::spawn_blocking(move || store.profile_uncached(&id2))
+        .await
+        .map_err(|e| ApiError::internal(format!("profile read: {e}")))??;
+    match s {
+        Some(bytes) => Ok((
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes.to_vec(),
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            404,
+            "not_found",
+            format!("no profile for visitor `{id}`"),
+        )),
+    }
+}
+
+async fn delete_profile(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> AppResult {
+    check_id(&id)?;
+    let store = st.store.clone();
+    let id2 = id.clone();
+    let existed = tokio::task::spawn_blocking(move || store.delete_profile(&id2))
+        .await
+        .map_err(|e| ApiError::internal(format!("profile delete: {e}")))??;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "visitor_id": id, "deleted": existed }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBatch {
+    events: Vec<serde_json::Value>,
+}
+
+async fn post_events(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult {
+    let body = body?;
+    let batch: EventBatch = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("expected {{\"events\": [...]}}: {e}"),
+        )
+    })?;
+    if batch.events.len() > st.cfg.max_events_per_batch {
+        return Err(ApiError::too_large(format!(
+            "{} events in one batch; the limit is {}",
+            batch.events.len(),
+            st.cfg.max_events_per_batch
+        )));
+    }
+    let now = now_ms();
+    let events = batch
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| profile::parse_event(i, v, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ids: Vec<String> = events.iter().map(|e| e.visitor_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let n = events.len();
+    let visitors = ids.len();
+    let limits = st.cfg.limits;
+    let store = st.store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        store.update_profiles(&ids, now_ms(), |id, cur| {
+            let mine: Vec<&profile::Event> = events.iter().filter(|e| e.visitor_id == id).collect();
+            profile::apply_events(id, cur, &mine, limits)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("event write: {e}")))??;
+    outcome?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "accepted": n, "visitors": visitors }),
+    ))
+}
+
+fn bundle_info(d: &Deployed) -> serde_json::Value {
+    let b = d.engine.bundle();
+    serde_json::json!({
+        "id": b.id,
+        "version": b.version,
+        "hash": b.hash,
+        "deployed_at": rfc3339(d.deployed_at_ms),
+        "deployment": d.seq,
+        "signature_verified": d.signed,
+    })
+}
+
+async fn put_bundle(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult {
+    let body = body?;
+    let st2 = st.clone();
+    let d = tokio::task::spawn_blocking(move || st2.deploy(body.to_vec()))
+        .await
+        .map_err(|e| ApiError::internal(format!("deploy: {e}")))??;
+    Ok(json_response(StatusCode::OK, &bundle_info(&d)))
+}
+
+async fn get_bundle(State(st): State<Arc<AppState>>) -> AppResult {
+    match st.current() {
+        Some(d) => Ok(json_response(StatusCode::OK, &bundle_info(&d))),
+        None => Err(ApiError::new(404, "no_bundle", "no bundle is deployed")),
+    }
+}
+
+async fn rollback(State(st): State<Arc<AppState>>) -> AppResult {
+    let st2 = st.clone();
+    let d = tokio::task::spawn_blocking(move || st2.rollback())
+        .await
+        .map_err(|e| ApiError::internal(format!("rollback: {e}")))??;
+    Ok(json_response(StatusCode::OK, &bundle_info(&d)))
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let bundle = st.current().map(|d| bundle_info(&d));
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "ok", "bundle": bundle }),
+    )
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let (entries, bytes) = st.store.cache_usage();
+    let cur = st.current();
+    let b = cur.as_ref().map(|d| d.engine.bundle());
+    let text = st.metrics.render(&metrics::Snapshot {
+        cache_hits: st.store.hits.load(Ordering::Relaxed),
+        cache_misses: st.store.misses.load(Ordering::Relaxed),
+        cache_entries: entries,
+        cache_bytes: bytes,
+        exposures_dropped: st.exposures_dropped.load(Ordering::Relaxed),
+        bundle: b.map(|b| (b.id.as_str(), b.version.as_str(), b.hash.as_str())),
+    });
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// A constant JSON answer: the load benchmark's baseline for HTTP cost alone.
+async fn static_json() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "not_found",
+        "no such route; see the README for the API",
+    )
+}
+
+/// Admin and ingestion routes: `Authorization: Bearer <token>`.
+async fn require_token(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(token) = &st.cfg.admin_token else {
+        return ApiError::new(
+            403,
+            "forbidden",
+            "admin routes are disabled: start the server with --admin-token or TAILOR_ADMIN_TOKEN",
+        )
+        .into_response();
+    };
+    let h = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match tailor::auth::check_bearer(h, token) {
+        tailor::auth::Auth::Granted => next.run(req).await,
+        tailor::auth::Auth::Missing => {
+            let mut r = ApiError::new(
+                401,
+                "unauthorized",
+                "this route needs `Authorization: Bearer <token>`",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+        tailor::auth::Auth::Denied => {
+            ApiError::new(403, "forbidden", "the bearer token is not valid").into_response()
+        }
+    }
+}
+
+/// Request ids, access log, metrics. The log never includes headers or bodies (they carry tokens and
+/// personal data).
+async fn observe(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:x}", st.request_ids.fetch_add(1, Ordering::Relaxed)));
+    let mut resp = next.run(req).await;
+    let secs = start.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    st.metrics.request(&route, status, secs);
+    if status >= 500 {
+        tracing::error!(request_id = %id, %method, %route, status, micros = (secs * 1e6) as u64, "request failed");
+    } else {
+        tracing::debug!(request_id = %id, %method, %route, status, micros = (secs * 1e6) as u64, "request");
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn router(st: Arc<AppState>) -> Router {
+    let body = DefaultBodyLimit::max(st.cfg.max_body_bytes);
+    let admin = Router::new()
+        .route(
+            "/v1/profiles/{id}",
+            put(put_profile).get(get_profile).delete(delete_profile),
+        )
+        .route("/v1/events", post(post_events))
+        .route("/v1/bundle/rollback", post(rollback))
+        .route("/v1/bundle", get(get_bundle))
+        .layer(body)
+        .merge(
+            Router::new()
+                .route("/v1/bundle", put(put_bundle))
+                .layer(DefaultBodyLimit::max(st.cfg.max_bundle_bytes)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            require_token,
+        ));
+    let public = Router::new()
+        .route("/v1/decide", post(decide))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/static", get(static_json))
+        .layer(body);
+    let mut app = public
+        .merge(admin)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(st.clone(), observe));
+    if !st.cfg.cors_origins.is_empty() {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let origins = if st.cfg.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(
+                st.cfg
+                    .cors_origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::HeaderName::from_static("x-request-id"),
+                ])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    app.with_state(st)
+}
+
+/// Exposure log writer: blocks for the first row, then drains what else is queued (up to 4,096 rows)
+/// into one transaction. Under load that is one fsync per batch instead of per decision.
+fn exposure_writer(store: Arc<Store>, rx: mpsc::Receiver<Exposure>) {
+    let mut conn = match store.connection() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("exposure log disabled: {e}");
+            return;
+        }
+    };
+    let mut batch = Vec::with_capacity(4096);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.append_exposures(&mut conn, &batch) {
+            tracing::error!(rows = batch.len(), "exposure log write failed: {e}");
+        }
+        batch.clear();
+    }
+}
+
+/// Read a bundle path (directory of TOML or built artifact) into artifact bytes; diagnostics go to stderr.
+pub fn artifact_from_path(path: &Path) -> Result<Vec<u8>, String> {
+    if path.is_dir() {
+        let files = crate::read_dir_sources(path).map_err(|f| f.1)?;
+        match tailor::bundle::load_sources(&files) {
+            Ok((c, _)) => {
+                serde_json::to_vec(&tailor::bundle::to_artifact(&c)).map_err(|e| e.to_string())
+            }
+            Err(d) => Err(format!(
+                "the bundle `{}` is invalid:\n{}",
+                path.display(),
+                d.render(&files)
+            )),
+        }
+    } else {
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+    }
+}
+
+/// Poll `dir` for changes to its `.toml` files; rebuild and deploy. A bundle with errors is reported
+/// in the log and the serving bundle stays.
+fn watch(st: Arc<AppState>, dir: PathBuf) {
+    fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+        let mut v: Vec<_> = walk(dir)
+            .into_iter()
+            .filter_map(|p| {
+                let m = std::fs::metadata(&p).ok()?;
+                Some((p, m.len(), m.modified().ok()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    out.extend(walk(&p));
+                } else if p.extension().is_some_and(|x| x == "toml") {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+    let mut last = fingerprint(&dir);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = fingerprint(&dir);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match artifact_from_path(&dir) {
+            Ok(a) => {
+                if let Err(e) = st.deploy(a) {
+                    tracing::warn!("watch: {}", e.body.message);
+                }
+            }
+            Err(msg) => tracing::warn!("watch: {msg}"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// Run the server until SIGINT/SIGTERM.
+pub fn run(cfg: Config) -> Result<(), String> {
+    let store = Arc::new(
+        Store::open(
+            &cfg.data,
+            store::CacheConfig {
+                max_bytes: cfg.cache_bytes,
+                ttl: cfg.cache_ttl,
+            },
+        )
+        .map_err(|e| e.0)?,
+    );
+    let geo = match &cfg.geoip_db {
+        Some(p) => {
+            let bytes =
+                std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+            Some(
+                tailor::geoip::GeoDb::from_bytes(bytes)
+                    .map_err(|e| format!("`{}`: {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let ua = tailor::device::UaParser::builtin().map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::sync_channel(65_536);
+    let st = Arc::new(AppState {
+        store: store.clone(),
+        bundle: RwLock::new(None),
+        deploy_lock: Mutex::new(()),
+        geo,
+        ua,
+        ua_cache: moka::sync::Cache::new(10_000),
+        exposure_seen: moka::sync::Cache::new(100_000),
+        exposures: Mutex::new(Some(tx)),
+        exposures_dropped: AtomicU64::new(0),
+        metrics: metrics::Metrics::default(),
+        request_ids: AtomicU64::new(1),
+        cfg,
+    });
+    // The bundle: `--bundle` when given (recorded as a new deployment if it differs from the active
+    // one), else the store's active deployment.
+    let active = store.active_bundle().map_err(|e| e.0)?;
+    let from_flag = match &st.cfg.bundle {
+        Some(p) => Some(artifact_from_path(p)?),
+        None => None,
+    };
+    match (from_flag, active) {
+        (Some(a), active) => {
+            let checked = tailor::signing::load_verified(&a, &st.cfg.trusted_keys)
+                .map_err(|r| format!("--bundle refused: {r}"))?;
+            match active {
+                Some(row) if row.hash == checked.hash => st.swap(Arc::new(Deployed {
+                    engine: Engine::new(checked),
+                    seq: row.seq,
+                    deployed_at_ms: row.deployed_at_ms,
+                    signed: !st.cfg.trusted_keys.is_empty(),
+                })),
+                _ => {
+                    st.deploy(a).map_err(|e| e.body.message)?;
+                }
+            }
+        }
+        (None, Some(row)) => {
+            let checked = tailor::signing::load_verified(&row.artifact, &st.cfg.trusted_keys)
+                .map_err(|r| format!("the stored bundle was refused: {r}"))?;
+            st.swap(Arc::new(Deployed {
+                engine: Engine::new(checked),
+                seq: row.seq,
+                deployed_at_ms: row.deployed_at_ms,
+                signed: !st.cfg.trusted_keys.is_empty(),
+            }));
+        }
+        (None, None) => {
+            tracing::warn!("no bundle: decide answers 503 until one is deployed (PUT /v1/bundle)")
+        }
+    }
+    let writer = {
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name("exposure-log".into())
+            .spawn(move || exposure_writer(store, rx))
+            .map_err(|e| e.to_string())?
+    };
+    if let Some(dir) = st.cfg.watch.clone() {
+        let st = st.clone();
+        std::thread::Builder::new()
+            .name("watch".into())
+            .spawn(move || watch(st, dir))
+            .map_err(|e| e.to_string())?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&st.cfg.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", st.cfg.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // The one line on stdout: tests and scripts read the bound port from it.
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, "listening");
+        let app = router(st.clone());
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+    });
+    // Close the exposure channel and let the writer commit what is queued.
+    if let Ok(mut g) = st.exposures.lock() {
+        g.take();
+    }
+    let _ = writer.join();
+    tracing::info!("stopped");
+    result
+}

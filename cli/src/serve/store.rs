@@ -1,0 +1,475 @@
+//! The embedded store: profile snapshots, the exposure log and deployed bundles in one SQLite file.
+//!
+//! Durability: WAL journal with `synchronous = FULL`, so a write is acknowledged only after its commit
+//! is on disk; it survives `kill -9` and power loss alike. One writer connection (SQLite allows one
+//! writer at a time anyway) behind a mutex; readers take pooled connections and never block the writer
+//! (WAL readers see the last committed state).
+//!
+//! The cache in front (moka, bounded in bytes, with a TTL) holds raw snapshots, including "no profile",
+//! so unknown visitors do not hit SQLite on every request. Coherence: a cache fill and a write of the
+//! same visitor hold the same lock stripe from the read/commit through the cache insert, so a fill can
+//! never put back a snapshot older than a committed write.
+
+use moka::sync::Cache;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A stored snapshot, or its absence (cached too).
+pub type Snapshot = Option<Arc<[u8]>>;
+
+/// One exposure-log row.
+#[derive(Clone, Debug)]
+pub struct Exposure {
+    pub visitor: String,
+    pub experience: String,
+    pub variant: String,
+    pub bundle_version: String,
+    pub bundle_hash: String,
+    pub at_ms: i64,
+}
+
+/// A deployed bundle.
+#[derive(Clone, Debug)]
+pub struct BundleRow {
+    pub seq: i64,
+    pub hash: String,
+    pub artifact: Vec<u8>,
+    pub deployed_at_ms: i64,
+}
+
+/// Store errors are internal errors (HTTP 500); the message never contains profile data.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError(format!("store: {e}"))
+    }
+}
+
+const STRIPES: usize = 64;
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    cache: Cache<String, Snapshot>,
+    stripes: Vec<Mutex<()>>,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    Ok(c)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS profiles (
+  id TEXT PRIMARY KEY,
+  snapshot BLOB NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposures (
+  visitor TEXT NOT NULL,
+  experience TEXT NOT NULL,
+  variant TEXT NOT NULL,
+  bundle_version TEXT NOT NULL,
+  bundle_hash TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exposures_by_visitor ON exposures(visitor);
+CREATE TABLE IF NOT EXISTS bundles (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash TEXT NOT NULL,
+  artifact BLOB NOT NULL,
+  deployed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// Cache sizing.
+pub struct CacheConfig {
+    pub max_bytes: u64,
+    pub ttl: Duration,
+}
+
+impl Store {
+    /// Open (creating) `dir/tailor.db`.
+    pub fn open(dir: &Path, cache: CacheConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+        let path = dir.join("tailor.db");
+        let writer = open(&path)?;
+        writer.execute_batch(SCHEMA)?;
+        let cache = Cache::builder()
+            .max_capacity(cache.max_bytes)
+            // Key + value + a fixed allowance for moka's own entry bookkeeping.
+            .weigher(|k: &String, v: &Snapshot| {
+                let n = k.len() + v.as_ref().map_or(0, |b| b.len()) + 96;
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
+            .time_to_live(cache.ttl)
+            .build();
+        Ok(Store {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            cache,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// Lock the stripes of `ids` in index order (so concurrent callers cannot deadlock).
+    fn lock_stripes<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Vec<std::sync::MutexGuard<'_, ()>> {
+        use std::hash::{Hash, Hasher};
+        let mut idx: Vec<usize> = ids
+            .map(|id| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                id.hash(&mut h);
+                usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0)
+            })
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        // A poisoned stripe only means another request panicked while holding it; the data it guards
+        // is in SQLite, so carry on.
+        idx.iter()
+            .filter_map(|&i| self.stripes.get(i))
+            .map(|m| match m.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            })
+            .collect()
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = match self.readers.lock().map(|mut v| v.pop()) {
+            Ok(Some(c)) => c,
+            _ => open(&self.path)?,
+        };
+        let r = f(&conn);
+        if let Ok(mut v) = self.readers.lock() {
+            if v.len() < 16 {
+                v.push(conn);
+            }
+        }
+        r
+    }
+
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut w = match self.writer.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut w)
+    }
+
+    /// The cached snapshot of `id`, if the cache has it (no I/O: safe on the async hot path).
+    pub fn cached(&self, id: &str) -> Option<Snapshot> {
+        let s = self.cache.get(id)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(s)
+    }
+
+    /// The snapshot of `id` (cached).
+    pub fn profile(&self, id: &str) -> Result<Snapshot, StoreError> {
+        if let Some(s) = self.cache.get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(s);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let _g = self.lock_stripes(std::iter::once(id));
+        if let Some(s) = self.cache.get(id) {
+            return Ok(s);
+        }
+        let s = self.with_reader(|c| read_profile(c, id))?;
+        self.cache.insert(id.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// The snapshot of `id`, read from SQLite (no cache): for tests of durability and for `GET`.
+    pub fn profile_uncached(&self, id: &str) -> Result<Snapshot, StoreError> {
+        self.with_reader(|c| read_profile(c, id))
+    }
+
+    /// Replace `id`'s snapshot; returns after the commit.
+    pub fn put_profile(&self, id: &str, snapshot: Vec<u8>, now_ms: i64) -> Result<(), StoreError> {
+        let _g = self.lock_stripes(std::iter::once(id));
+        self.with_writer(|w| {
+            w.execute(
+                "INSERT INTO profiles (id, snapshot, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+                params![id, snapshot, now_ms],
+            )?;
+            Ok(())
+        })?;
+        self.cache.insert(id.to_string(), Some(Arc::from(snapshot)));
+        Ok(())
+    }
+
+    /// Erase `id`: its snapshot and its exposure-log rows. Returns whether a snapshot existed.
+    pub fn delete_profile(&self, id: &str) -> Result<bool, StoreError> {
+        let _g = self.lock_stripes(std::iter::once(id));
+        let existed = self.with_writer(|w| {
+            let tx = w.transaction()?;
+            let n = tx.execute("DELETE FROM profiles WHERE id = ?1", params![id])?;
+            tx.execute("DELETE FROM exposures WHERE visitor = ?1", params![id])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })?;
+        self.cache.insert(id.to_string(), None);
+        Ok(existed)
+    }
+
+    /// Read-modify-write several visitors' snapshots in ONE transaction: `update` gets the current
+    /// snapshot (or None) and returns the new one or an error that aborts the whole batch. Returns after
+    /// the commit. Stripe locks are taken in index order, so concurrent batches cannot deadlock.
+    pub fn update_profiles<E>(
+        &self,
+        ids: &[String],
+        now_ms: i64,
+        mut update: impl FnMut(&str, Option<&[u8]>) -> Result<Vec<u8>, E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        let _guards = self.lock_stripes(ids.iter().map(String::as_str));
+        let mut written: Vec<(String, Vec<u8>)> = Vec::with_capacity(ids.len());
+        let outcome = self.with_writer(|w| {
+            let tx = w.transaction()?;
+            for id in ids {
+                let cur = read_profile(&tx, id)?;
+                match update(id, cur.as_deref()) {
+                    Ok(next) => {
+                        tx.execute(
+                            "INSERT INTO profiles (id, snapshot, updated_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT(id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+                            params![id, next, now_ms],
+                        )?;
+                        written.push((id.clone(), next));
+                    }
+                    // Dropping `tx` rolls the whole batch back.
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        })?;
+        if outcome.is_ok() {
+            for (id, s) in written {
+                self.cache.insert(id, Some(Arc::from(s)));
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Bulk upsert for `tailor import`: `batch` rows per transaction.
+    pub fn import(
+        &self,
+        rows: impl Iterator<Item = (String, Vec<u8>)>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        let mut rows = rows.peekable();
+        while rows.peek().is_some() {
+            self.with_writer(|w| {
+                let tx = w.transaction()?;
+                {
+                    let mut st = tx.prepare_cached(
+                        "INSERT INTO profiles (id, snapshot, updated_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+                    )?;
+                    for (id, snap) in rows.by_ref().take(10_000) {
+                        st.execute(params![id, snap, now_ms])?;
+                        self.cache.invalidate(&id);
+                        n += 1;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// Entries and weighted bytes in the cache.
+    pub fn cache_usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
+    /// Append exposure rows in one transaction.
+    pub fn append_exposures(
+        &self,
+        conn: &mut Connection,
+        rows: &[Exposure],
+    ) -> Result<(), StoreError> {
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO exposures (visitor, experience, variant, bundle_version, bundle_hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in rows {
+                st.execute(params![
+                    e.visitor,
+                    e.experience,
+                    e.variant,
+                    e.bundle_version,
+                    e.bundle_hash,
+                    e.at_ms
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A separate connection (for the exposure writer thread).
+    pub fn connection(&self) -> Result<Connection, StoreError> {
+        open(&self.path)
+    }
+
+    /// Record a deployment and make it active; returns its sequence number.
+    pub fn deploy_bundle(
+        &self,
+        hash: &str,
+        artifact: &[u8],
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.with_writer(|w| {
+            let tx = w.transaction()?;
+            tx.execute(
+                "INSERT INTO bundles (hash, artifact, deployed_at) VALUES (?1, ?2, ?3)",
+                params![hash, artifact, now_ms],
+            )?;
+            let seq = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('active_bundle', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![seq],
+            )?;
+            tx.commit()?;
+            Ok(seq)
+        })
+    }
+
+    /// The active deployment.
+    pub fn active_bundle(&self) -> Result<Option<BundleRow>, StoreError> {
+        self.with_reader(|c| {
+            let seq: Option<i64> = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'active_bundle'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match seq {
+                Some(s) => bundle_row(
+                    c,
+                    "SELECT seq, hash, artifact, deployed_at FROM bundles WHERE seq = ?1",
+                    s,
+                ),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The deployment before `seq`.
+    pub fn previous_bundle(&self, seq: i64) -> Result<Option<BundleRow>, StoreError> {
+        self.with_reader(|c| {
+            bundle_row(
+                c,
+                "SELECT seq, hash, artifact, deployed_at FROM bundles WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+                seq,
+            )
+        })
+    }
+
+    /// A bundle by content hash (latest deployment of it).
+    pub fn bundle_by_hash(&self, hash: &str) -> Result<Option<BundleRow>, StoreError> {
+        self.with_reader(|c| {
+            Ok(c.query_row(
+                "SELECT seq, hash, artifact, deployed_at FROM bundles WHERE hash = ?1 ORDER BY seq DESC LIMIT 1",
+                params![hash],
+                |r| Ok(BundleRow { seq: r.get(0)?, hash: r.get(1)?, artifact: r.get(2)?, deployed_at_ms: r.get(3)? }),
+            )
+            .optional()?)
+        })
+    }
+
+    /// Make deployment `seq` active again (rollback).
+    pub fn activate_bundle(&self, seq: i64) -> Result<(), StoreError> {
+        self.with_writer(|w| {
+            w.execute(
+                "INSERT INTO meta (key, value) VALUES ('active_bundle', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![seq],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every exposure row, oldest first (for `tailor report`).
+    pub fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
+        self.with_reader(|c| {
+            let mut st = c.prepare(
+                "SELECT visitor, experience, variant, bundle_version, bundle_hash, at FROM exposures ORDER BY at, rowid",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(Exposure {
+                    visitor: r.get(0)?,
+                    experience: r.get(1)?,
+                    variant: r.get(2)?,
+                    bundle_version: r.get(3)?,
+                    bundle_hash: r.get(4)?,
+                    at_ms: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+fn read_profile(c: &Connection, id: &str) -> Result<Snapshot, StoreError> {
+    let v: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT snapshot FROM profiles WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.map(Arc::from))
+}
+
+fn bundle_row(c: &Connection, sql: &str, seq: i64) -> Result<Option<BundleRow>, StoreError> {
+    Ok(c.query_row(sql, params![seq], |r| {
+        Ok(BundleRow {
+            seq: r.get(0)?,
+            hash: r.get(1)?,
+            artifact: r.get(2)?,
+            deployed_at_ms: r.get(3)?,
+        })
+    })
+    .optional()?)
+}
