@@ -4,7 +4,7 @@ use super::root;
 use std::process::{Command, Output};
 
 /// The CLI lives in the `tailor-cli` package; build it once next to this test binary.
-fn bin() -> &'static std::path::Path {
+pub fn bin() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -5,6 +5,7 @@ pub mod device;
 pub mod diagnostics;
 pub mod geoip;
 pub mod properties;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use tailor::diagnostic::SourceFile;

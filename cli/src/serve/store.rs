@@ -5,13 +5,17 @@
 //! writer at a time anyway) behind a mutex; readers take pooled connections and never block the writer
 //! (WAL readers see the last committed state).
 //!
+//! Every write transaction is `BEGIN IMMEDIATE`: it takes the write lock before reading, so a
+//! read-modify-write (events) waits for other writers (the exposure log) instead of failing with
+//! SQLITE_BUSY when its read snapshot goes stale.
+//!
 //! The cache in front (moka, bounded in bytes, with a TTL) holds raw snapshots, including "no profile",
 //! so unknown visitors do not hit SQLite on every request. Coherence: a cache fill and a write of the
 //! same visitor hold the same lock stripe from the read/commit through the cache insert, so a fill can
 //! never put back a snapshot older than a committed write.
 
 use moka::sync::Cache;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -235,7 +239,7 @@ impl Store {
     pub fn delete_profile(&self, id: &str) -> Result<bool, StoreError> {
         let _g = self.lock_stripes(std::iter::once(id));
         let existed = self.with_writer(|w| {
-            let tx = w.transaction()?;
+            let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute("DELETE FROM profiles WHERE id = ?1", params![id])?;
             tx.execute("DELETE FROM exposures WHERE visitor = ?1", params![id])?;
             tx.commit()?;
@@ -257,7 +261,7 @@ impl Store {
         let _guards = self.lock_stripes(ids.iter().map(String::as_str));
         let mut written: Vec<(String, Vec<u8>)> = Vec::with_capacity(ids.len());
         let outcome = self.with_writer(|w| {
-            let tx = w.transaction()?;
+            let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for id in ids {
                 let cur = read_profile(&tx, id)?;
                 match update(id, cur.as_deref()) {
@@ -294,7 +298,7 @@ impl Store {
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
             self.with_writer(|w| {
-                let tx = w.transaction()?;
+                let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 {
                     let mut st = tx.prepare_cached(
                         "INSERT INTO profiles (id, snapshot, updated_at) VALUES (?1, ?2, ?3)
@@ -325,7 +329,7 @@ impl Store {
         conn: &mut Connection,
         rows: &[Exposure],
     ) -> Result<(), StoreError> {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO exposures (visitor, experience, variant, bundle_version, bundle_hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -358,7 +362,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         self.with_writer(|w| {
-            let tx = w.transaction()?;
+            let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO bundles (hash, artifact, deployed_at) VALUES (?1, ?2, ?3)",
                 params![hash, artifact, now_ms],
