@@ -323,6 +323,12 @@ impl Engine {
         &self.program
     }
 
+    /// Identifies how this engine decodes profiles: a [`Profile`] whose `layout_id` equals it was decoded
+    /// identically and can be reused (adapters cache decoded profiles with it).
+    pub fn profile_layout_id(&self) -> u64 {
+        self.layout.id()
+    }
+
     /// Decode a profile snapshot (JSON bytes) for this bundle's schema.
     pub fn decode_profile(&self, json: &[u8]) -> Result<Profile, ErrorResponse> {
         self.layout.decode(json).map_err(|e| {

@@ -6,6 +6,11 @@
 mod report;
 mod serve;
 
+// The server allocates small, short-lived buffers per request on two threads; mimalloc measured
+// faster than the system allocator under `scripts/bench-serve.sh` (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -280,10 +280,11 @@ impl ProfileLayout {
             .enumerate()
             .map(|(i, e)| (e.as_str().into(), idx(i)))
             .collect();
-        // FNV-1a over the schema's debug form and the capped experiences: stable within a process, which is
-        // all the guard needs (profiles are decoded per engine, never persisted in this form).
+        // FNV-1a over the schema's debug form, the capped experiences and the usage (which fields are
+        // decoded): stable within a process, which is all the guard needs. Adapters cache decoded profiles
+        // keyed by this id, so two bundles share decoded profiles only when they decode them identically.
         let mut id: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in format!("{schema:?}{capped:?}").bytes() {
+        for b in format!("{schema:?}{capped:?}{usage:?}").bytes() {
             id = (id ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
         ProfileLayout {

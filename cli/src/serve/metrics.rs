@@ -2,7 +2,7 @@
 //! do not justify a metrics framework. Label values are escaped; label sets are bounded by the routes
 //! and by the bundle's own placements, experiences and variants (never by visitor data).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
@@ -19,10 +19,19 @@ struct Histogram {
 }
 
 #[derive(Default)]
+struct RouteStats {
+    statuses: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
+/// Reasons in `tailor_decisions_total`, in counter-array order.
+pub const REASONS: [&str; 4] = ["matched", "default", "holdout", "unknown_placement"];
+
+/// Keyed by `&str` lookups so the hot path allocates only the first time a label set is seen.
+#[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
-    decisions: BTreeMap<(String, String, String, &'static str), u64>,
+    routes: HashMap<String, RouteStats>,
+    decisions: HashMap<String, HashMap<String, HashMap<String, [u64; 4]>>>,
 }
 
 /// Server metrics.
@@ -58,8 +67,15 @@ impl Metrics {
     /// Count one HTTP request.
     pub fn request(&self, route: &str, status: u16, seconds: f64) {
         let mut g = lock(&self.inner);
-        *g.requests.entry((route.to_string(), status)).or_default() += 1;
-        let h = g.latency.entry(route.to_string()).or_default();
+        let r = match g.routes.get_mut(route) {
+            Some(r) => r,
+            None => g.routes.entry(route.to_string()).or_default(),
+        };
+        match r.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => r.statuses.push((status, 1)),
+        }
+        let h = &mut r.latency;
         for (c, b) in h.counts.iter_mut().zip(BUCKETS) {
             if seconds <= b {
                 *c += 1;
@@ -69,20 +85,25 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    /// Count decisions.
-    pub fn decisions<'a>(
-        &self,
-        d: impl Iterator<Item = (&'a str, Option<&'a str>, Option<&'a str>, &'static str)>,
-    ) {
+    /// Count decisions: (placement, experience, variant, index into [`REASONS`]).
+    pub fn decisions<'a>(&self, d: impl Iterator<Item = (&'a str, &'a str, &'a str, usize)>) {
         let mut g = lock(&self.inner);
         for (p, e, v, reason) in d {
-            let key = (
-                p.to_string(),
-                e.unwrap_or("").to_string(),
-                v.unwrap_or("").to_string(),
-                reason,
-            );
-            *g.decisions.entry(key).or_default() += 1;
+            let by_p = match g.decisions.get_mut(p) {
+                Some(x) => x,
+                None => g.decisions.entry(p.to_string()).or_default(),
+            };
+            let by_e = match by_p.get_mut(e) {
+                Some(x) => x,
+                None => by_p.entry(e.to_string()).or_default(),
+            };
+            let counts = match by_e.get_mut(v) {
+                Some(x) => x,
+                None => by_e.entry(v.to_string()).or_default(),
+            };
+            if let Some(c) = counts.get_mut(reason) {
+                *c += 1;
+            }
         }
     }
 
@@ -91,15 +112,22 @@ impl Metrics {
         let g = lock(&self.inner);
         let mut o = String::with_capacity(4096);
         o.push_str("# HELP tailor_http_requests_total HTTP requests by route and status.\n# TYPE tailor_http_requests_total counter\n");
-        for ((r, st), n) in &g.requests {
-            let _ = writeln!(
-                o,
-                "tailor_http_requests_total{{route=\"{}\",status=\"{st}\"}} {n}",
-                esc(r)
-            );
+        let mut routes: Vec<(&String, &RouteStats)> = g.routes.iter().collect();
+        routes.sort_by(|a, b| a.0.cmp(b.0));
+        for (r, stats) in &routes {
+            let mut st = stats.statuses.clone();
+            st.sort_unstable();
+            for (code, n) in st {
+                let _ = writeln!(
+                    o,
+                    "tailor_http_requests_total{{route=\"{}\",status=\"{code}\"}} {n}",
+                    esc(r)
+                );
+            }
         }
         o.push_str("# HELP tailor_http_request_duration_seconds HTTP request latency by route.\n# TYPE tailor_http_request_duration_seconds histogram\n");
-        for (r, h) in &g.latency {
+        for (r, stats) in &routes {
+            let h = &stats.latency;
             let r = esc(r);
             for (c, b) in h.counts.iter().zip(BUCKETS) {
                 let _ = writeln!(
@@ -124,7 +152,20 @@ impl Metrics {
             );
         }
         o.push_str("# HELP tailor_decisions_total Decisions by placement, experience, variant and reason.\n# TYPE tailor_decisions_total counter\n");
-        for ((p, e, v, reason), n) in &g.decisions {
+        let mut rows = Vec::new();
+        for (p, by_e) in &g.decisions {
+            for (e, by_v) in by_e {
+                for (v, counts) in by_v {
+                    for (reason, n) in REASONS.iter().zip(counts) {
+                        if *n > 0 {
+                            rows.push((p, e, v, *reason, *n));
+                        }
+                    }
+                }
+            }
+        }
+        rows.sort();
+        for (p, e, v, reason, n) in rows {
             let _ = writeln!(
                 o,
                 "tailor_decisions_total{{placement=\"{}\",experience=\"{}\",variant=\"{}\",reason=\"{reason}\"}} {n}",

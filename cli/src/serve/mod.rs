@@ -136,7 +136,7 @@ pub struct AppState {
     /// Detected devices by User-Agent + Client Hints: real traffic repeats a few thousand strings.
     ua_cache: moka::sync::Cache<String, Arc<Device>>,
     /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
-    exposure_seen: moka::sync::Cache<String, ()>,
+    exposure_seen: Mutex<std::collections::HashSet<u64>>,
     exposures: Mutex<Option<mpsc::SyncSender<Exposure>>>,
     exposures_dropped: AtomicU64,
     metrics: metrics::Metrics,
@@ -279,15 +279,43 @@ impl AppState {
         Some(d)
     }
 
-    fn log_exposure(&self, e: Exposure) {
-        let key = format!(
-            "{}\u{1}{}\u{1}{}\u{1}{}",
-            e.visitor, e.experience, e.variant, e.bundle_hash
-        );
-        if self.exposure_seen.contains_key(&key) {
-            return;
+    /// Queue the first sighting of (visitor, experience, variant, bundle) for the exposure log. Seen
+    /// sets hold 64-bit hashes (a collision drops one row with odds ~1e-7 at a million entries) and are
+    /// cleared when they reach a million entries; a repeat row after that is harmless, as the report
+    /// uses each visitor's first exposure.
+    fn log_exposure(
+        &self,
+        visitor: &str,
+        experience: &str,
+        variant: &str,
+        b: &tailor::wire::BundleRef,
+        now: i64,
+    ) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (visitor, experience, variant, &b.hash).hash(&mut h);
+        let key = h.finish();
+        {
+            let mut seen = match self.exposure_seen.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if !seen.insert(key) {
+                return;
+            }
+            if seen.len() > 1_000_000 {
+                seen.clear();
+                seen.insert(key);
+            }
         }
-        self.exposure_seen.insert(key, ());
+        let e = Exposure {
+            visitor: visitor.to_string(),
+            experience: experience.to_string(),
+            variant: variant.to_string(),
+            bundle_version: b.version.clone(),
+            bundle_hash: b.hash.clone(),
+            at_ms: now,
+        };
         let sent = match self.exposures.lock() {
             Ok(g) => g.as_ref().map(|tx| tx.try_send(e).is_ok()),
             Err(_) => None,
@@ -365,7 +393,7 @@ async fn decide(
         ctx.geo = db.lookup_str(ip).ok().flatten();
     }
     let snapshot = match &req.visitor_id {
-        Some(id) => match st.store.cached(id) {
+        Some(id) => Some(match st.store.cached(id) {
             Some(s) => s,
             None => {
                 let (store, id) = (st.store.clone(), id.clone());
@@ -373,12 +401,12 @@ async fn decide(
                     .await
                     .map_err(|e| ApiError::internal(format!("profile read: {e}")))??
             }
-        },
+        }),
         None => None,
     };
     let mut notes = Vec::new();
-    let profile = match snapshot.as_deref().map(|s| engine.decode_profile(s)) {
-        Some(Ok(p)) => Some(p),
+    let profile = match snapshot.as_ref().map(|s| s.profile(engine)) {
+        Some(Ok(p)) => p,
         Some(Err(e)) => {
             // A stored snapshot this bundle cannot read must not fail the visitor's page.
             notes.push(format!("the stored profile was ignored: {}", e.message));
@@ -387,18 +415,18 @@ async fn decide(
         None => None,
     };
     let now = now_ms();
-    let mut resp = engine.decide(&req, profile.as_ref(), now);
+    let mut resp = engine.decide(&req, profile.as_deref(), now);
     resp.notes.extend(notes);
     st.metrics.decisions(resp.decisions.iter().map(|d| {
         (
             d.placement.as_str(),
-            d.experience.as_deref(),
-            d.variant.as_deref(),
+            d.experience.as_deref().unwrap_or(""),
+            d.variant.as_deref().unwrap_or(""),
             match d.reason {
-                Reason::Matched => "matched",
-                Reason::Default => "default",
-                Reason::Holdout => "holdout",
-                Reason::UnknownPlacement => "unknown_placement",
+                Reason::Matched => 0,
+                Reason::Default => 1,
+                Reason::Holdout => 2,
+                Reason::UnknownPlacement => 3,
             },
         )
     }));
@@ -406,14 +434,7 @@ async fn decide(
         let b = engine.bundle();
         for d in &resp.decisions {
             if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
-                st.log_exposure(Exposure {
-                    visitor: visitor.clone(),
-                    experience: e.clone(),
-                    variant: v.clone(),
-                    bundle_version: b.version.clone(),
-                    bundle_hash: b.hash.clone(),
-                    at_ms: now,
-                });
+                st.log_exposure(visitor, e, v, b, now);
             }
         }
     }
@@ -732,7 +753,7 @@ fn router(st: Arc<AppState>) -> Router {
         .route("/v1/decide", post(decide))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/static", get(static_json))
+        .route("/static", get(static_json).post(static_json))
         .layer(body);
     let mut app = public
         .merge(admin)
@@ -911,7 +932,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         geo,
         ua,
         ua_cache: moka::sync::Cache::new(10_000),
-        exposure_seen: moka::sync::Cache::new(100_000),
+        exposure_seen: Mutex::new(std::collections::HashSet::new()),
         exposures: Mutex::new(Some(tx)),
         exposures_dropped: AtomicU64::new(0),
         metrics: metrics::Metrics::default(),

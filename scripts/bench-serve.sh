@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Load benchmark of `tailor serve` on loopback with wrk (Debian package `wrk`).
+#
+#   scripts/bench-serve.sh            decide vs a static JSON route on the same server, same run
+#   scripts/bench-serve.sh --million  memory with 1,000,000 stored profiles and a bounded cache
+#
+# Env: DURATION (default 20s), CONNECTIONS (64), THREADS (2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+DURATION=${DURATION:-20s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+cargo build -q --release -p tailor-cli
+BIN=./target/release/tailor
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+start() { # start DATA_DIR extra-args… ; sets PID and URL
+  local data=$1; shift
+  TAILOR_ADMIN_TOKEN=bench-token-0123456789 TAILOR_LOG=warn \
+    "$BIN" serve --listen 127.0.0.1:0 --data "$data" --bundle rules/retail \
+    --geoip-db tests/data/maxmind/test-data/GeoIP2-City-Test.mmdb "$@" >"$WORK/out" 2>"$WORK/err" &
+  PID=$!
+  for _ in $(seq 100); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+  URL=$(sed -n 's/^listening on //p' "$WORK/out")
+}
+rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MiB  ", $1, $2/1024}' /proc/$1/status; echo; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
+if [[ ${1:-} == --million ]]; then
+  N=1000000
+  echo "== importing $N profiles (5 purchases each)"
+  python3 scripts/bench/profiles.py $N 5 > "$WORK/profiles.jsonl"
+  /usr/bin/time -f "import: %e s, max RSS %M KiB" "$BIN" import --data "$WORK/data" "$WORK/profiles.jsonl"
+  rm "$WORK/profiles.jsonl"
+  du -sh "$WORK/data"
+  for mb in 16 64; do
+    start "$WORK/data" --cache-mb $mb
+    echo "== --cache-mb $mb: decide for random visitors among $N"
+    echo -n "after start: "; rss $PID
+    VISITORS=$N wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" | grep -E "Requests/sec|99%|50%"
+    echo -n "after load:  "; rss $PID
+    curl -s "$URL/metrics" | grep -E "^tailor_profile_cache_(entries|bytes|hit_ratio)"
+    kill $PID; wait $PID 2>/dev/null || true
+  done
+  exit 0
+fi
+
+echo "== 10,000 stored profiles (30 purchases, ~3 KB each)"
+python3 scripts/bench/profiles.py 10000 30 > "$WORK/profiles.jsonl"
+"$BIN" import --data "$WORK/data" "$WORK/profiles.jsonl"
+start "$WORK/data"
+# Warm the profile and user-agent caches.
+VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s scripts/bench/wrk-decide.lua "$URL" >/dev/null
+echo "== POST /v1/decide (4 placements, UA header, GeoIP lookup, stored profile)"
+VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" | tee "$WORK/decide"
+echo "== POST /static (the same request bytes, answered with constant JSON by the same server)"
+TARGET=/static VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" | tee "$WORK/static"
+d=$(awk '/Requests\/sec/ {print $2}' "$WORK/decide")
+s=$(awk '/Requests\/sec/ {print $2}' "$WORK/static")
+echo "decide/static throughput ratio: $(python3 -c "print(round($d/$s, 3))")"
+curl -s "$URL/metrics" | grep -E "^tailor_profile_cache_hit_ratio|^tailor_exposures_dropped"
+echo -n "server memory: "; rss $PID
