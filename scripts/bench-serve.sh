@@ -4,13 +4,18 @@
 #   scripts/bench-serve.sh            decide vs a static JSON route on the same server, same run
 #   scripts/bench-serve.sh --million  memory with 1,000,000 stored profiles and a bounded cache
 #
-# Env: DURATION (default 20s), CONNECTIONS (64), THREADS (2).
+# Env: DURATION (default 20s), CONNECTIONS (64), THREADS (2); PIN=1 pins the server to CPU 0 and wrk to
+# CPU 1 (one wrk thread), so the two do not compete for the same core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+type -P wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
+SRV=(); GEN=()
+if [[ ${PIN:-0} == 1 ]]; then SRV=(taskset -c 0); GEN=(taskset -c 1); THREADS=1; fi
+WRK=$(type -P wrk)
+wrk() { "${GEN[@]}" "$WRK" "$@"; }
 cargo build -q --release -p tailor-cli
 BIN=./target/release/tailor
 WORK=$(mktemp -d)
@@ -19,7 +24,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 start() { # start DATA_DIR extra-args… ; sets PID and URL
   local data=$1; shift
   TAILOR_ADMIN_TOKEN=bench-token-0123456789 TAILOR_LOG=warn \
-    "$BIN" serve --listen 127.0.0.1:0 --data "$data" --bundle rules/retail \
+    "${SRV[@]}" "$BIN" serve --listen 127.0.0.1:0 --data "$data" --bundle rules/retail \
     --geoip-db tests/data/maxmind/test-data/GeoIP2-City-Test.mmdb "$@" >"$WORK/out" 2>"$WORK/err" &
   PID=$!
   for _ in $(seq 100); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done

@@ -60,6 +60,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// Heap bytes this value owns (shared strings counted in full: an upper bound), for cache weighing.
+    pub fn heap_bytes(&self) -> usize {
+        const ARC_HEADER: usize = 16;
+        match self {
+            Value::Str(s) => ARC_HEADER + s.len(),
+            Value::StrList(l) => l
+                .iter()
+                .map(|s| std::mem::size_of::<std::sync::Arc<str>>() + ARC_HEADER + s.len())
+                .sum(),
+            Value::NumList(l) => l.len() * 8,
+            _ => 0,
+        }
+    }
+
     /// Borrow as an evaluation value.
     #[inline]
     pub fn as_val(&self) -> Val<'_> {

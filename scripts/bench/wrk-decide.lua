@@ -11,7 +11,15 @@ local tail = '","placements":["home_hero","app_banner","product_recs","promo_str
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["User-Agent"] = ua
-math.randomseed(42)
+-- Each wrk thread has its own Lua state: give each its own seed, or they would request the same visitors.
+local threads = 0
+function setup(thread)
+  thread:set("seed", 42 + threads)
+  threads = threads + 1
+end
+function init(args)
+  math.randomseed(seed or 42)
+end
 request = function()
   return wrk.format(nil, target, nil, head .. math.random(0, visitors - 1) .. tail)
 end

@@ -113,6 +113,34 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Approximate memory held by this profile (struct + heap), for adapters that bound a cache of
+    /// decoded profiles in bytes. An upper bound: interned strings shared between events count per use.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let values = |v: &[Value], cap: usize| {
+            cap * size_of::<Value>() + v.iter().map(Value::heap_bytes).sum::<usize>()
+        };
+        size_of::<Profile>()
+            + values(&self.traits, self.traits.capacity())
+            + self.segments.heap_bytes()
+            + self.consent.capacity() * size_of::<Option<bool>>()
+            + self.exposures.capacity() * 4
+            + self
+                .events
+                .iter()
+                .map(|t| {
+                    size_of::<EventTable>()
+                        + t.at.capacity() * 8
+                        + values(&t.cells, t.cells.capacity())
+                })
+                .sum::<usize>()
+            + self
+                .problems
+                .iter()
+                .map(|(_, n)| size_of::<(PathKey, String)>() + n.capacity())
+                .sum::<usize>()
+    }
+
     /// Personalization consent as stated by the profile.
     pub fn personalization(&self) -> Option<bool> {
         self.consent.first().copied().flatten()

@@ -141,6 +141,8 @@ pub struct AppState {
     exposures_dropped: AtomicU64,
     metrics: metrics::Metrics,
     request_ids: AtomicU64,
+    /// Concurrent SQLite reads on the decide path (= the reader pool size).
+    readers: tokio::sync::Semaphore,
 }
 
 pub fn now_ms() -> i64 {
@@ -280,8 +282,8 @@ impl AppState {
     }
 
     /// Queue the first sighting of (visitor, experience, variant, bundle) for the exposure log. Seen
-    /// sets hold 64-bit hashes (a collision drops one row with odds ~1e-7 at a million entries) and are
-    /// cleared when they reach a million entries; a repeat row after that is harmless, as the report
+    /// sets hold 64-bit hashes (a collision drops one row with odds ~1e-8 at 250,000 entries) and are
+    /// cleared at 250,000 entries (~4 MiB); a repeat row after that is harmless, as the report
     /// uses each visitor's first exposure.
     fn log_exposure(
         &self,
@@ -303,7 +305,7 @@ impl AppState {
             if !seen.insert(key) {
                 return;
             }
-            if seen.len() > 1_000_000 {
+            if seen.len() > 250_000 {
                 seen.clear();
                 seen.insert(key);
             }
@@ -396,6 +398,13 @@ async fn decide(
         Some(id) => Some(match st.store.cached(id) {
             Some(s) => s,
             None => {
+                // Bounded SQLite concurrency: a burst of misses queues here instead of opening a
+                // connection (and its page cache) and a blocking thread per request.
+                let _permit = st
+                    .readers
+                    .acquire()
+                    .await
+                    .map_err(|e| ApiError::internal(format!("profile read: {e}")))?;
                 let (store, id) = (st.store.clone(), id.clone());
                 tokio::task::spawn_blocking(move || store.profile(&id))
                     .await
@@ -406,7 +415,12 @@ async fn decide(
     };
     let mut notes = Vec::new();
     let profile = match snapshot.as_ref().map(|s| s.profile(engine)) {
-        Some(Ok(p)) => p,
+        Some(Ok((p, fresh))) => {
+            if let (true, Some(id), Some(s)) = (fresh, &req.visitor_id, &snapshot) {
+                st.store.reweigh(id, s);
+            }
+            p
+        }
         Some(Err(e)) => {
             // A stored snapshot this bundle cannot read must not fail the visitor's page.
             notes.push(format!("the stored profile was ignored: {}", e.message));
@@ -937,6 +951,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         exposures_dropped: AtomicU64::new(0),
         metrics: metrics::Metrics::default(),
         request_ids: AtomicU64::new(1),
+        readers: tokio::sync::Semaphore::new(store::READERS),
         cfg,
     });
     // The bundle: `--bundle` when given (recorded as a new deployment if it differs from the active
@@ -992,6 +1007,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work is SQLite I/O, bounded by the reader semaphore and the single writer.
+        .max_blocking_threads(32)
         .build()
         .map_err(|e| e.to_string())?;
     let result = rt.block_on(async {

@@ -40,25 +40,38 @@ impl Cached {
         })
     }
 
-    /// The profile decoded for `engine` (cached), `None` without a snapshot.
+    /// The profile decoded for `engine` (cached), `None` without a snapshot; `true` when it was
+    /// decoded by this call (the caller then re-weighs the entry: [`Store::reweigh`]).
+    #[allow(clippy::type_complexity)]
     pub fn profile(
         &self,
         engine: &tailor::Engine,
-    ) -> Result<Option<Arc<tailor::context::Profile>>, tailor::wire::ErrorResponse> {
+    ) -> Result<(Option<Arc<tailor::context::Profile>>, bool), tailor::wire::ErrorResponse> {
         let Some(raw) = &self.raw else {
-            return Ok(None);
+            return Ok((None, false));
         };
         let layout = engine.profile_layout_id();
         if let Ok(g) = self.decoded.lock() {
             if let Some(p) = g.as_ref().filter(|p| p.layout_id == layout) {
-                return Ok(Some(p.clone()));
+                return Ok((Some(p.clone()), false));
             }
         }
         let p = Arc::new(engine.decode_profile(raw)?);
         if let Ok(mut g) = self.decoded.lock() {
             *g = Some(p.clone());
         }
-        Ok(Some(p))
+        Ok((Some(p), true))
+    }
+
+    /// What this entry weighs in the cache: key + snapshot bytes + the decoded profile's measured size
+    /// (`Profile::heap_bytes`) + 256 bytes for moka's node and this struct.
+    fn weight(&self, key: &str) -> u32 {
+        let decoded = match self.decoded.lock() {
+            Ok(g) => g.as_ref().map_or(0, |p| p.heap_bytes()),
+            Err(_) => 0,
+        };
+        let n = key.len() + self.raw.as_ref().map_or(0, |b| b.len()) + decoded + 256;
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 }
 
@@ -100,6 +113,9 @@ impl From<rusqlite::Error> for StoreError {
 
 const STRIPES: usize = 64;
 
+/// Pooled reader connections (and the decide path's concurrent SQLite reads).
+pub const READERS: usize = 4;
+
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -115,6 +131,9 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     c.busy_timeout(Duration::from_secs(10))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
+    // 4 MiB page cache per connection (SQLite's default is 2 MiB); with READERS + 2 connections this
+    // bounds SQLite's memory whatever the number of stored profiles.
+    c.pragma_update(None, "cache_size", -4096)?;
     Ok(c)
 }
 
@@ -158,12 +177,7 @@ impl Store {
         writer.execute_batch(SCHEMA)?;
         let cache = Cache::builder()
             .max_capacity(cache.max_bytes)
-            // Key + snapshot bytes × 3 (the bytes and their decoded form, which measures at up to about
-            // twice the JSON for event-heavy profiles) + an allowance for moka's entry bookkeeping.
-            .weigher(|k: &String, v: &Snapshot| {
-                let n = k.len() + v.raw.as_ref().map_or(0, |b| b.len() * 3) + 160;
-                u32::try_from(n).unwrap_or(u32::MAX)
-            })
+            .weigher(|k: &String, v: &Snapshot| v.weight(k))
             .time_to_live(cache.ttl)
             .build();
         Ok(Store {
@@ -213,7 +227,7 @@ impl Store {
         };
         let r = f(&conn);
         if let Ok(mut v) = self.readers.lock() {
-            if v.len() < 16 {
+            if v.len() < READERS {
                 v.push(conn);
             }
         }
@@ -252,6 +266,19 @@ impl Store {
         let s = Cached::new(self.with_reader(|c| read_profile(c, id))?);
         self.cache.insert(id.to_string(), s.clone());
         Ok(s)
+    }
+
+    /// Re-insert `snap` after it decoded its profile so the cache weighs the decoded form too; skipped
+    /// if a write replaced the entry meanwhile (same stripe lock as writes, so no stale resurrection).
+    pub fn reweigh(&self, id: &str, snap: &Snapshot) {
+        let _g = self.lock_stripes(std::iter::once(id));
+        if self
+            .cache
+            .get(id)
+            .is_some_and(|cur| Arc::ptr_eq(&cur, snap))
+        {
+            self.cache.insert(id.to_string(), snap.clone());
+        }
     }
 
     /// The snapshot of `id`, read from SQLite (no cache): for tests of durability and for `GET`.
