@@ -323,6 +323,19 @@ impl Engine {
         &self.program
     }
 
+    /// Whether `experience` of `placement` has a `frequency_cap`: adapters that store profiles count its
+    /// exposures into the snapshot's `exposures` so the cap applies.
+    pub fn has_frequency_cap(&self, placement: &str, experience: &str) -> bool {
+        self.index
+            .get(placement)
+            .and_then(|&i| self.placements.get(usize::from(i)))
+            .is_some_and(|p| {
+                p.experiences
+                    .iter()
+                    .any(|e| &*e.id == experience && e.cap.is_some())
+            })
+    }
+
     /// Identifies how this engine decodes profiles: a [`Profile`] whose `layout_id` equals it was decoded
     /// identically and can be reused (adapters cache decoded profiles with it).
     pub fn profile_layout_id(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! Signed bundles: Ed25519 over the artifact's content hash.
 //!
 //! A built artifact carries `content_hash` = SHA-256 of the canonical JSON of its definitions, and
-//! [`bundle::load_artifact`](crate::bundle::load_artifact) recomputes it, so signing the hash signs every
+//! [`bundle::load_artifact`] recomputes it, so signing the hash signs every
 //! definition. The signed message is domain-separated so a tailor signature can never be replayed as a
 //! signature over anything else:
 //!

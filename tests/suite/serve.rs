@@ -946,3 +946,56 @@ fn exposure_log_feeds_the_experiment_report() {
         "{text}"
     );
 }
+
+#[test]
+fn frequency_caps_count_the_servers_own_exposures() {
+    let dir = retail_copy("2026.11.1");
+    let p = dir.join("placements/home_hero.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains("frequency_cap = 20"));
+    std::fs::write(
+        &p,
+        text.replacen("frequency_cap = 20", "frequency_cap = 2", 1),
+    )
+    .unwrap();
+    let data = temp_dir("cap");
+    let s = Server::start(&data, &["--bundle", dir.to_str().unwrap()]);
+    let mut snap: Value = serde_json::from_slice(&example("big-spender.profile.json")).unwrap();
+    snap["visitor_id"] = json!("v-cap");
+    snap.as_object_mut().unwrap().remove("exposures");
+    assert_eq!(
+        s.admin("PUT", "/v1/profiles/v-cap", snap.to_string().as_bytes())
+            .status,
+        200
+    );
+    let exposures = || {
+        s.admin("GET", "/v1/profiles/v-cap", b"").json()["exposures"]["vip-welcome-back"].as_f64()
+    };
+    for n in 1..=2 {
+        let d = s.decide(&seoul_request("v-cap"));
+        assert_eq!(
+            decision(&d, "home_hero")["experience"],
+            "vip-welcome-back",
+            "serve {n}"
+        );
+        // Counts are written by the background log writer, a few milliseconds later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while exposures() != Some(f64::from(n)) {
+            assert!(
+                Instant::now() < deadline,
+                "exposure {n} was not counted: {:?}",
+                exposures()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut req = seoul_request("v-cap");
+    req["explain"] = json!(true);
+    let d = s.decide(&req);
+    let hero = decision(&d, "home_hero");
+    assert_ne!(hero["experience"], "vip-welcome-back");
+    assert_eq!(
+        hero["trace"]["experiences"][0]["outcome"], "frequency_capped",
+        "{hero}"
+    );
+}

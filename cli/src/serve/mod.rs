@@ -124,6 +124,14 @@ pub struct Deployed {
     pub signed: bool,
 }
 
+/// Work for the background log writer.
+pub enum LogItem {
+    /// A first exposure, for the exposure log.
+    Exposure(Exposure),
+    /// One more exposure of a frequency-capped experience, counted into the visitor's snapshot.
+    Capped { visitor: String, experience: String },
+}
+
 /// Shared server state.
 pub struct AppState {
     cfg: Config,
@@ -137,7 +145,7 @@ pub struct AppState {
     ua_cache: moka::sync::Cache<String, Arc<Device>>,
     /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
     exposure_seen: Mutex<std::collections::HashSet<u64>>,
-    exposures: Mutex<Option<mpsc::SyncSender<Exposure>>>,
+    exposures: Mutex<Option<mpsc::SyncSender<LogItem>>>,
     exposures_dropped: AtomicU64,
     metrics: metrics::Metrics,
     request_ids: AtomicU64,
@@ -318,8 +326,12 @@ impl AppState {
             bundle_hash: b.hash.clone(),
             at_ms: now,
         };
+        self.send_log(LogItem::Exposure(e));
+    }
+
+    fn send_log(&self, item: LogItem) {
         let sent = match self.exposures.lock() {
-            Ok(g) => g.as_ref().map(|tx| tx.try_send(e).is_ok()),
+            Ok(g) => g.as_ref().map(|tx| tx.try_send(item).is_ok()),
             Err(_) => None,
         };
         if sent != Some(true) {
@@ -449,6 +461,12 @@ async fn decide(
         for d in &resp.decisions {
             if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
                 st.log_exposure(visitor, e, v, b, now);
+                if engine.has_frequency_cap(&d.placement, e) {
+                    st.send_log(LogItem::Capped {
+                        visitor: visitor.clone(),
+                        experience: e.clone(),
+                    });
+                }
             }
         }
     }
@@ -800,9 +818,10 @@ fn router(st: Arc<AppState>) -> Router {
     app.with_state(st)
 }
 
-/// Exposure log writer: blocks for the first row, then drains what else is queued (up to 4,096 rows)
-/// into one transaction. Under load that is one fsync per batch instead of per decision.
-fn exposure_writer(store: Arc<Store>, rx: mpsc::Receiver<Exposure>) {
+/// Log writer: blocks for the first item, then drains what else is queued (up to 4,096 items) and
+/// commits exposure rows in one transaction and frequency-cap counts in one more (one fsync each per
+/// batch instead of per decision). Counts land a few milliseconds after the decision that made them.
+fn log_writer(store: Arc<Store>, rx: mpsc::Receiver<LogItem>, limits: ProfileLimits) {
     let mut conn = match store.connection() {
         Ok(c) => c,
         Err(e) => {
@@ -811,18 +830,51 @@ fn exposure_writer(store: Arc<Store>, rx: mpsc::Receiver<Exposure>) {
         }
     };
     let mut batch = Vec::with_capacity(4096);
+    let mut caps: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(item) = next.take() {
+            match item {
+                LogItem::Exposure(e) => batch.push(e),
+                LogItem::Capped {
+                    visitor,
+                    experience,
+                } => {
+                    *caps
+                        .entry(visitor)
+                        .or_default()
+                        .entry(experience)
+                        .or_default() += 1;
+                }
+            }
+            n += 1;
+            if n < 4096 {
+                next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = store.append_exposures(&mut conn, &batch) {
-            tracing::error!(rows = batch.len(), "exposure log write failed: {e}");
+        if !batch.is_empty() {
+            if let Err(e) = store.append_exposures(&mut conn, &batch) {
+                tracing::error!(rows = batch.len(), "exposure log write failed: {e}");
+            }
+            batch.clear();
         }
-        batch.clear();
+        if !caps.is_empty() {
+            let ids: Vec<String> = caps.keys().cloned().collect();
+            let r = store.update_profiles(&ids, now_ms(), |id, cur| {
+                let counts: Vec<(String, u32)> = caps
+                    .get(id)
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                    .unwrap_or_default();
+                profile::add_exposures(id, cur, &counts, limits)
+            });
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("frequency-cap counts not stored: {}", e.body.message),
+                Err(e) => tracing::error!("frequency-cap counts not stored: {e}"),
+            }
+            caps.clear();
+        }
     }
 }
 
@@ -993,9 +1045,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     let writer = {
         let store = store.clone();
+        let limits = st.cfg.limits;
         std::thread::Builder::new()
             .name("exposure-log".into())
-            .spawn(move || exposure_writer(store, rx))
+            .spawn(move || log_writer(store, rx, limits))
             .map_err(|e| e.to_string())?
     };
     if let Some(dir) = st.cfg.watch.clone() {
