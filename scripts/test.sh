@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: formatting, lints, unit/integration/property/conformance tests, the wasm32
-# build of the core with its purity guard, docs, and `tailor check` on every bundle under rules/.
+# Sets up and runs every test: formatting, lints, unit/integration/property/conformance/server tests, the
+# wasm32 build of the core with its purity guard, docs, `tailor check` on every bundle under rules/, the
+# tailor-wasm package in Node, and the fuzz targets' build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,10 @@ cargo build -q --release -p tailor-cli
 for b in rules/*/; do
   ./target/release/tailor check "$b"
 done
+
+step "tailor-wasm: build for Node and the browser, run the conformance corpus in Node against the native CLI"
+bash scripts/build-wasm.sh
+(cd wasm/browser && node --test test/*.test.mjs)
 
 step "fuzz targets compile"
 cargo build -q --manifest-path fuzz/Cargo.toml --bins

@@ -1,0 +1,92 @@
+// tailor-wasm in Node against the native core, in one run (numbers go to BENCHMARKS.md):
+// - one decision (retail, one placement, decoded profile handle): wasm calls/s vs native, as a ratio;
+// - the boundary alone: a request with no placements (JSON in, JSON out, nothing decided);
+// - device detection: rule loading (first call), then the median per User-Agent over the npm
+//   `user-agents` mix when TAILOR_UA_MIX points at it (scripts/bench-wasm.sh installs it);
+// - module size, raw and gzipped.
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { performance } from "node:perf_hooks";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const work = mkdtempSync(join(tmpdir(), "tailor-bench-"));
+const artifact = join(work, "retail.json");
+execFileSync(join(root, "target/release/tailor"), ["build", join(root, "rules/retail"), "-o", artifact], { stdio: "pipe" });
+
+const t0 = performance.now();
+const { Engine, detectDevice } = await import("../js/node.mjs");
+const loadMs = performance.now() - t0;
+
+const request = JSON.parse(readFileSync(join(root, "rules/retail/examples/seoul-mobile.request.json"), "utf8"));
+request.placements = ["home_hero"];
+const requestText = JSON.stringify(request);
+const requestFile = join(work, "request.json");
+writeFileSync(requestFile, requestText);
+const profileFile = join(root, "rules/retail/examples/big-spender.profile.json");
+const now = Date.parse("2026-12-03T10:00:00Z");
+
+const t1 = performance.now();
+const engine = Engine.fromBundle(readFileSync(artifact));
+const compileMs = performance.now() - t1;
+const profile = engine.loadProfile(readFileSync(profileFile, "utf8"));
+
+function best(n, f) {
+  for (let i = 0; i < n / 10; i++) f();
+  let b = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) f();
+    b = Math.min(b, Number(process.hrtime.bigint() - t) / n);
+  }
+  return b;
+}
+
+const N = 100_000;
+const wasmNs = best(N, () => engine.decide(requestText, profile, now));
+const rawNs = best(N, () => engine.handle.decideWith(requestText, profile.handle, now));
+const empty = JSON.stringify({ placements: [] });
+const boundaryNs = best(N, () => engine.handle.decideJson(empty, now));
+const native = JSON.parse(
+  execFileSync("cargo", ["run", "-q", "--release", "--example", "native_decide", "--", artifact, requestFile, profileFile, String(now), String(N)], { cwd: root, encoding: "utf8" }),
+);
+
+const wasmFile = join(root, "wasm/browser/pkg/node/tailor_wasm_bg.wasm");
+const bytes = readFileSync(wasmFile);
+const out = {
+  module_load_ms: +loadMs.toFixed(1),
+  compile_retail_ms: +compileMs.toFixed(2),
+  decide_one_placement: {
+    wasm_ns: +wasmNs.toFixed(0),
+    wasm_raw_strings_ns: +rawNs.toFixed(0),
+    native_ns: native.ns_per_call,
+    wasm_decisions_per_s: Math.round(1e9 / wasmNs),
+    native_decisions_per_s: Math.round(1e9 / native.ns_per_call),
+    native_over_wasm: +(wasmNs / native.ns_per_call).toFixed(2),
+  },
+  boundary_empty_request_ns: +boundaryNs.toFixed(0),
+  wasm_bytes: bytes.length,
+  wasm_gzip_bytes: gzipSync(bytes, { level: 9 }).length,
+};
+
+const ua0 = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+const t2 = performance.now();
+detectDevice(ua0);
+out.device_first_call_ms = +(performance.now() - t2).toFixed(1);
+if (process.env.TAILOR_UA_MIX) {
+  const mix = JSON.parse(readFileSync(process.env.TAILOR_UA_MIX, "utf8")).map((x) => x.userAgent);
+  for (const ua of mix) detectDevice(ua); // first pass compiles the rules the mix reaches
+  const times = mix.map((ua) => {
+    const t = process.hrtime.bigint();
+    detectDevice(ua);
+    return Number(process.hrtime.bigint() - t);
+  });
+  times.sort((a, b) => a - b);
+  out.device_uas = mix.length;
+  out.device_median_ns = times[Math.floor(times.length / 2)];
+  out.device_p90_ns = times[Math.floor(times.length * 0.9)];
+}
+console.log(JSON.stringify(out, null, 2));

@@ -1,0 +1,113 @@
+// The tailor-wasm API over the raw wasm-bindgen bindings (shared by the Node and browser entry points).
+//
+// Plain objects in, plain objects out, the same JSON as the native server. The bundle is compiled once
+// and a profile snapshot can be decoded once (`engine.loadProfile`) and reused for every decision.
+
+const encoder = new TextEncoder();
+
+/** An error answered by the engine: `code`, `message` and, for bundles, every diagnostic in `errors`. */
+export class TailorError extends Error {
+  constructor(body) {
+    super(body.message);
+    this.name = "TailorError";
+    this.code = body.code;
+    this.errors = body.errors ?? [];
+  }
+}
+
+function rethrow(e) {
+  if (typeof e === "string") {
+    let body;
+    try {
+      body = JSON.parse(e);
+    } catch {
+      body = { code: "internal", message: e };
+    }
+    throw new TailorError(body);
+  }
+  throw e;
+}
+
+function call(f) {
+  try {
+    return f();
+  } catch (e) {
+    return rethrow(e);
+  }
+}
+
+export function wrap(b) {
+  /** A profile snapshot decoded for one engine; pass it to `decide` as often as needed. */
+  class Profile {
+    constructor(handle) {
+      this.handle = handle;
+    }
+    /** Release the wasm memory now (otherwise the garbage collector does it eventually). */
+    free() {
+      this.handle?.free();
+      this.handle = undefined;
+    }
+  }
+
+  class Engine {
+    constructor(handle) {
+      this.handle = handle;
+      this.bundle = JSON.parse(handle.bundleJson());
+    }
+
+    /** Compile a bundle artifact from `tailor build`: JSON text, bytes, or the parsed object. */
+    static fromBundle(bundle) {
+      let bytes;
+      if (bundle instanceof Uint8Array) bytes = bundle;
+      else if (bundle instanceof ArrayBuffer) bytes = new Uint8Array(bundle);
+      else if (typeof bundle === "string") bytes = encoder.encode(bundle);
+      else bytes = encoder.encode(JSON.stringify(bundle));
+      return new Engine(call(() => b.Engine.fromBytes(bytes)));
+    }
+
+    /** Placement ids in bundle order. */
+    placements() {
+      return JSON.parse(this.handle.placementsJson());
+    }
+
+    /** Decode a profile snapshot (object or JSON text) once, for many decisions. */
+    loadProfile(snapshot) {
+      const text = typeof snapshot === "string" ? snapshot : JSON.stringify(snapshot);
+      return new Profile(call(() => this.handle.decodeProfile(text)));
+    }
+
+    /**
+     * Decide. `profile`: a `Profile` from `loadProfile`, a snapshot object or JSON text, or nothing.
+     * `now`: a Date or Unix milliseconds (default: the current time).
+     */
+    decide(request, profile, now) {
+      const text = typeof request === "string" ? request : JSON.stringify(request);
+      const ms = now === undefined ? Date.now() : now instanceof Date ? now.getTime() : Number(now);
+      if (profile === undefined || profile === null) {
+        return JSON.parse(call(() => this.handle.decideJson(text, ms)));
+      }
+      if (profile instanceof Profile) {
+        return JSON.parse(call(() => this.handle.decideWith(text, profile.handle, ms)));
+      }
+      const p = this.loadProfile(profile);
+      try {
+        return JSON.parse(call(() => this.handle.decideWith(text, p.handle, ms)));
+      } finally {
+        p.free();
+      }
+    }
+
+    /** Release the wasm memory now. */
+    free() {
+      this.handle?.free();
+      this.handle = undefined;
+    }
+  }
+
+  /** The wire `device` object for a User-Agent and optional Client Hints headers. */
+  function detectDevice(userAgent, headers = {}) {
+    return JSON.parse(call(() => b.detectDeviceJson(userAgent, JSON.stringify(headers))));
+  }
+
+  return { Engine, Profile, TailorError, detectDevice };
+}
