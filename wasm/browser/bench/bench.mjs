@@ -18,7 +18,7 @@ const artifact = join(work, "retail.json");
 execFileSync(join(root, "target/release/tailor"), ["build", join(root, "rules/retail"), "-o", artifact], { stdio: "pipe" });
 
 const t0 = performance.now();
-const { Engine, detectDevice } = await import("../js/node.mjs");
+const { Engine, GeoDb, detectDevice } = await import("../js/node.mjs");
 const loadMs = performance.now() - t0;
 
 const request = JSON.parse(readFileSync(join(root, "rules/retail/examples/seoul-mobile.request.json"), "utf8"));
@@ -88,5 +88,22 @@ if (process.env.TAILOR_UA_MIX) {
   out.device_uas = mix.length;
   out.device_median_ns = times[Math.floor(times.length / 2)];
   out.device_p90_ns = times[Math.floor(times.length * 0.9)];
+}
+if (process.env.TAILOR_GEOIP_DB) {
+  // The native benchmark's address set (benches/geoip.rs): 1,024 addresses from a fixed LCG.
+  const ips = [];
+  let x = 0x12345678;
+  for (let i = 0; i < 1024; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    const a = 1 + ((x >>> 24) % 222);
+    const v = ((a << 24) | (x & 0x00ffffff)) >>> 0;
+    ips.push([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join("."));
+  }
+  const t = performance.now();
+  const db = GeoDb.fromBytes(readFileSync(process.env.TAILOR_GEOIP_DB));
+  out.geoip_open_ms = +(performance.now() - t).toFixed(1);
+  let i = 0;
+  out.geoip_lookup_ns = +best(200_000, () => db.lookup(ips[(i = (i + 1) % ips.length)])).toFixed(0);
+  out.geoip_found = ips.filter((ip) => db.lookup(ip) !== null).length;
 }
 console.log(JSON.stringify(out, null, 2));

@@ -5,4 +5,4 @@ import { wrap } from "./tailor.mjs";
 const require = createRequire(import.meta.url);
 const bindings = require("../pkg/node/tailor_wasm.js");
 
-export const { Engine, Profile, TailorError, detectDevice } = wrap(bindings);
+export const { Engine, Profile, TailorError, GeoDb, detectDevice } = wrap(bindings);

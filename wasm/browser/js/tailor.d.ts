@@ -93,9 +93,17 @@ export declare class Engine {
   free(): void;
 }
 
+export declare class GeoDb {
+  static fromBytes(bytes: Uint8Array | ArrayBuffer): GeoDb;
+  /** The `geo` fields for an IP, or null when the database has no record. Throws on a malformed IP. */
+  lookup(ip: string): Geo | null;
+  free(): void;
+}
+
 export declare function detectDevice(userAgent: string, headers?: Record<string, string>): Device;
 
 /** Browser entry point only: instantiate the module once. */
 export declare function load(source?: string | URL | Response | BufferSource): Promise<{
-  Engine: typeof Engine; Profile: typeof Profile; TailorError: typeof TailorError; detectDevice: typeof detectDevice;
+  Engine: typeof Engine; Profile: typeof Profile; TailorError: typeof TailorError; GeoDb: typeof GeoDb;
+  detectDevice: typeof detectDevice;
 }>;

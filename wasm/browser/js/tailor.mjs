@@ -109,5 +109,22 @@ export function wrap(b) {
     return JSON.parse(call(() => b.detectDeviceJson(userAgent, JSON.stringify(headers))));
   }
 
-  return { Engine, Profile, TailorError, detectDevice };
+  /** A MaxMind DB (City/Country, GeoLite2, DB-IP) from its bytes; `lookup(ip)` gives the wire `geo` or null. */
+  class GeoDb {
+    constructor(handle) {
+      this.handle = handle;
+    }
+    static fromBytes(bytes) {
+      return new GeoDb(b.GeoDb.fromBytes(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)));
+    }
+    lookup(ip) {
+      return JSON.parse(this.handle.lookupJson(ip));
+    }
+    free() {
+      this.handle?.free();
+      this.handle = undefined;
+    }
+  }
+
+  return { Engine, Profile, TailorError, GeoDb, detectDevice };
 }

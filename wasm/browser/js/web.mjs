@@ -4,7 +4,7 @@ import { wrap } from "./tailor.mjs";
 
 let api;
 
-/** Load the module (optionally from a URL, Response or bytes) and return `{Engine, Profile, TailorError, detectDevice}`. */
+/** Load the module (optionally from a URL, Response or bytes) and return `{Engine, Profile, TailorError, GeoDb, detectDevice}`. */
 export async function load(source) {
   if (!api) {
     await init(source === undefined ? undefined : { module_or_path: source });

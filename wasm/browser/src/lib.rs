@@ -133,3 +133,29 @@ pub fn detect_device_json(user_agent: &str, headers_json: &str) -> Result<String
     let d = tailor::device::detect(parser, user_agent, &headers).to_wire();
     serde_json::to_string(&d).map_err(|e| JsValue::from_str(&e.to_string()))
 }
+
+/// A MaxMind DB (GeoIP2/GeoLite2 City or Country, DB-IP layouts) read from bytes.
+#[wasm_bindgen]
+pub struct GeoDb {
+    inner: tailor::geoip::GeoDb,
+}
+
+#[wasm_bindgen]
+impl GeoDb {
+    /// Open a database from its bytes (copied into wasm memory once).
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GeoDb, JsValue> {
+        tailor::geoip::GeoDb::from_bytes(bytes)
+            .map(|inner| GeoDb { inner })
+            .map_err(|e| JsValue::from_str(&e.to_string()))
+    }
+
+    /// The wire `geo` object for an IP address as JSON, `null` when the database has no record.
+    #[wasm_bindgen(js_name = lookupJson)]
+    pub fn lookup_json(&self, ip: &str) -> Result<String, JsValue> {
+        match self.inner.lookup_str(ip) {
+            Ok(g) => serde_json::to_string(&g).map_err(|e| JsValue::from_str(&e.to_string())),
+            Err(e) => Err(JsValue::from_str(&e.to_string())),
+        }
+    }
+}

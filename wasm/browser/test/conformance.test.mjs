@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Engine, TailorError, detectDevice } from "../js/node.mjs";
+import { Engine, TailorError, GeoDb, detectDevice } from "../js/node.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const cli = join(root, "target/release/tailor");
@@ -111,4 +111,27 @@ test("device detection in wasm matches the native CLI", () => {
     if (full.browser.family !== "Other") assert.equal(d.browser, full.browser.family, ua);
   }
   assert.equal(detectDevice(uas[0]).os, "iOS");
+});
+
+test("GeoIP in wasm matches the native CLI on MaxMind's test City database", () => {
+  const dbPath = join(root, "tests/data/maxmind/test-data/GeoIP2-City-Test.mmdb");
+  const db = GeoDb.fromBytes(readFileSync(dbPath));
+  const ips = ["81.2.69.142", "175.16.199.0", "2001:218::", "216.160.83.56", "10.0.0.1"];
+  const lines = execFileSync(cli, ["geo", "--db", dbPath], { input: ips.join("\n") + "\n", encoding: "utf8" })
+    .trim().split("\n").map((l) => JSON.parse(l));
+  let found = 0;
+  ips.forEach((ip, i) => {
+    const w = db.lookup(ip);
+    const n = lines[i];
+    if (n.found === false) assert.equal(w, null, ip);
+    else {
+      delete n.ip;
+      assert.deepEqual(w, n, ip);
+      found++;
+    }
+  });
+  assert.ok(found >= 3, `${found}`);
+  assert.equal(db.lookup("81.2.69.142").city, "London");
+  assert.throws(() => db.lookup("not an ip"));
+  assert.throws(() => GeoDb.fromBytes(new Uint8Array([1, 2, 3])));
 });
