@@ -179,3 +179,29 @@ fn client_hints_lenient_values_and_windows_11() {
     );
     assert_eq!(d10.os.major.as_deref(), Some("10"));
 }
+
+/// `src/device/uap-prefilter.json` is derived from the embedded rules; it must never go stale.
+/// After changing the rules or the literal extraction: `TAILOR_BLESS=1 cargo test --test tests prefilter`.
+#[test]
+fn precomputed_prefilter_is_current() {
+    let table = tailor::device::prefilter_table(tailor::device::UAP_RULES).unwrap();
+    let path = super::root().join("src/device/uap-prefilter.json");
+    if std::env::var_os("TAILOR_BLESS").is_some() {
+        std::fs::write(&path, format!("{table}\n")).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed.trim() == table,
+        "src/device/uap-prefilter.json is stale: regenerate with TAILOR_BLESS=1 cargo test --test tests prefilter"
+    );
+    // Loading with the table and computing the prefilter give the same answers.
+    let fast = tailor::device::UaParser::builtin().unwrap();
+    let slow = tailor::device::UaParser::from_json(tailor::device::UAP_RULES).unwrap();
+    for ua in [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ] {
+        assert_eq!(fast.parse(ua), slow.parse(ua), "{ua}");
+    }
+}
