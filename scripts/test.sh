@@ -42,8 +42,12 @@ for b in rules/*/; do
   ./target/release/tailor check "$b"
 done
 
-step "tailor-wasm: build for Node and the browser, run the conformance corpus in Node against the native CLI"
+step "tailor-wasm: build for Node and the browser; conformance corpus in Node against the native CLI; the playground in headless Chromium"
 bash scripts/build-wasm.sh
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  # The playground test needs a real browser; a missing one must fail CI, never skip the test.
+  (apt-get update -q && apt-get install -y -q chromium) >/dev/null || echo "could not install chromium; the playground test will fail" >&2
+fi
 (cd wasm/browser && node --test test/*.test.mjs)
 
 step "fuzz targets compile"

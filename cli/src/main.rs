@@ -204,6 +204,10 @@ struct ServeArgs {
     /// Events kept per stream in a snapshot (the oldest are dropped first).
     #[arg(long, default_value_t = 200)]
     max_events_per_stream: usize,
+    /// Serve the playground at `/` from this directory (the built `wasm/browser` package:
+    /// `bash scripts/build-wasm.sh`). It exposes the active bundle's rules at `/bundle.json`.
+    #[arg(long, value_name = "DIR")]
+    playground: Option<PathBuf>,
     /// Log filter (tracing env-filter syntax): `info` logs lifecycle events, `debug` every request.
     #[arg(long, env = "TAILOR_LOG", default_value = "info")]
     log: String,
@@ -805,6 +809,7 @@ fn cmd_serve(a: ServeArgs) -> Result<(), Fail> {
             max_bytes: a.max_profile_bytes,
             max_events_per_stream: a.max_events_per_stream,
         },
+        playground: a.playground,
     };
     serve::run(cfg).map_err(|e| Fail(1, format!("error: {e}")))
 }

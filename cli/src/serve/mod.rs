@@ -50,6 +50,8 @@ pub struct Config {
     pub max_bundle_bytes: usize,
     pub max_events_per_batch: usize,
     pub limits: ProfileLimits,
+    /// Serve the playground from this directory (the `wasm/browser` package, built).
+    pub playground: Option<PathBuf>,
 }
 
 /// An error answer: a status and the core's [`ErrorResponse`] body.
@@ -119,6 +121,8 @@ fn json_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
 /// The bundle being served.
 pub struct Deployed {
     pub engine: Engine,
+    /// The artifact as deployed (served to the playground).
+    pub artifact: Arc<[u8]>,
     pub seq: i64,
     pub deployed_at_ms: i64,
     pub signed: bool,
@@ -223,6 +227,7 @@ impl AppState {
         let seq = self.store.deploy_bundle(&hash, &artifact, at)?;
         let d = Arc::new(Deployed {
             engine,
+            artifact: Arc::from(artifact),
             seq,
             deployed_at_ms: at,
             signed,
@@ -259,6 +264,7 @@ impl AppState {
         self.store.activate_bundle(prev.seq)?;
         let d = Arc::new(Deployed {
             engine,
+            artifact: Arc::from(prev.artifact),
             seq: prev.seq,
             deployed_at_ms: prev.deployed_at_ms,
             signed: !self.cfg.trusted_keys.is_empty(),
@@ -686,6 +692,22 @@ async fn static_json() -> Response {
         .into_response()
 }
 
+/// The active artifact, for the playground (which decides in the browser with tailor-wasm).
+async fn bundle_json(State(st): State<Arc<AppState>>) -> Response {
+    match st.current() {
+        Some(d) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            d.artifact.to_vec(),
+        )
+            .into_response(),
+        None => ApiError::new(404, "no_bundle", "no bundle is deployed").into_response(),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         404,
@@ -787,6 +809,21 @@ fn router(st: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/static", get(static_json).post(static_json))
         .layer(body);
+    let mut public = public;
+    if let Some(dir) = &st.cfg.playground {
+        use tower_http::services::ServeDir;
+        // The page, the JS API and the wasm build, laid out as in wasm/browser so relative imports work
+        // here and on any static host.
+        public = public
+            .route(
+                "/",
+                get(|| async { axum::response::Redirect::temporary("/playground/") }),
+            )
+            .route("/bundle.json", get(bundle_json))
+            .nest_service("/playground", ServeDir::new(dir.join("playground")))
+            .nest_service("/js", ServeDir::new(dir.join("js")))
+            .nest_service("/pkg", ServeDir::new(dir.join("pkg")));
+    }
     let mut app = public
         .merge(admin)
         .fallback(not_found)
@@ -1020,6 +1057,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             match active {
                 Some(row) if row.hash == checked.hash => st.swap(Arc::new(Deployed {
                     engine: Engine::new(checked),
+                    artifact: Arc::from(a),
                     seq: row.seq,
                     deployed_at_ms: row.deployed_at_ms,
                     signed: !st.cfg.trusted_keys.is_empty(),
@@ -1034,6 +1072,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 .map_err(|r| format!("the stored bundle was refused: {r}"))?;
             st.swap(Arc::new(Deployed {
                 engine: Engine::new(checked),
+                artifact: Arc::from(row.artifact),
                 seq: row.seq,
                 deployed_at_ms: row.deployed_at_ms,
                 signed: !st.cfg.trusted_keys.is_empty(),

@@ -90,6 +90,11 @@ export declare class Engine {
   loadProfile(snapshot: ProfileSnapshot | string): Profile;
   /** Throws TailorError (`invalid_request`). `now`: Date or Unix ms, default the current time. */
   decide(request: DecideRequest | string, profile?: Profile | ProfileSnapshot | string | null, now?: Date | number): DecideResponse;
+  /** Allocation preview over `visitors` synthetic visitor ids (default 10,000). */
+  simulate(request: Partial<DecideRequest> | string, profile?: ProfileSnapshot | string | null, visitors?: number, now?: Date | number): {
+    visitors: number;
+    rows: Array<{ placement: string; experience: string; variant: string; visitors: number; share: number }>;
+  };
   free(): void;
 }
 

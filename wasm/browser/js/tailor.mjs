@@ -97,6 +97,17 @@ export function wrap(b) {
       }
     }
 
+    /**
+     * Allocation preview: the share of `visitors` synthetic visitors per placement, experience and variant,
+     * with this request's context and an optional profile snapshot (object or JSON text).
+     */
+    simulate(request, profile, visitors = 10000, now) {
+      const text = typeof request === "string" ? request : JSON.stringify(request);
+      const ms = now === undefined ? Date.now() : now instanceof Date ? now.getTime() : Number(now);
+      const p = profile === undefined || profile === null ? undefined : this.loadProfile(profile).handle;
+      return JSON.parse(call(() => this.handle.simulateJson(text, p, visitors, ms)));
+    }
+
     /** Release the wasm memory now. */
     free() {
       this.handle?.free();

@@ -68,6 +68,33 @@ impl Engine {
         self.run(request, None, now_ms)
     }
 
+    /// Allocation preview: decide for `visitors` synthetic visitor ids with the request's context (and
+    /// the profile, if any) and return the share of each placement/experience/variant outcome as JSON.
+    #[wasm_bindgen(js_name = simulateJson)]
+    pub fn simulate_json(
+        &self,
+        request: &str,
+        profile: Option<Profile>,
+        visitors: u32,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let req: tailor::wire::DecideRequest = serde_json::from_str(request).map_err(|e| {
+            error(&tailor::wire::ErrorResponse::new(
+                "invalid_request",
+                format!("the request is not valid: {e}"),
+            ))
+        })?;
+        #[allow(clippy::cast_possible_truncation)]
+        let now = now_ms as i64;
+        let sim = self.inner.simulate(
+            &req,
+            profile.as_ref().map(|p| &p.inner),
+            now,
+            visitors.min(100_000),
+        );
+        serde_json::to_string(&sim).map_err(|e| JsValue::from_str(&e.to_string()))
+    }
+
     /// Decide with a decoded profile (borrowed: one handle serves many decisions).
     #[wasm_bindgen(js_name = decideWith)]
     pub fn decide_with(
