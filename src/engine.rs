@@ -47,6 +47,16 @@ struct Experience {
     variants: Vec<Variant>,
 }
 
+/// Per-request facts every experience check needs.
+struct Gate<'a> {
+    /// Personalization consent is denied.
+    denied: bool,
+    /// Request-data problems by path.
+    problems: &'a [(PathKey, String)],
+    /// Exposure counts kept by the adapter (experience id, times served).
+    counts: &'a [(&'a str, u32)],
+}
+
 struct Placement {
     id: Box<str>,
     default: Arc<RawValue>,
@@ -442,6 +452,25 @@ impl Engine {
         profile: Option<&Profile>,
         now_ms: i64,
     ) -> DecideResponse {
+        self.decide_with_counts(req, profile, now_ms, &[])
+    }
+
+    /// Whether any experience has a `frequency_cap` (adapters skip exposure counting otherwise).
+    pub fn has_frequency_caps(&self) -> bool {
+        self.placements
+            .iter()
+            .any(|p| p.experiences.iter().any(|e| e.cap.is_some()))
+    }
+
+    /// [`Engine::decide`] with exposure counts an adapter keeps outside the snapshot (experience id, times
+    /// served), added to the snapshot's `exposures` for frequency caps. They apply even without a profile.
+    pub fn decide_with_counts(
+        &self,
+        req: &DecideRequest,
+        profile: Option<&Profile>,
+        now_ms: i64,
+        counts: &[(&str, u32)],
+    ) -> DecideResponse {
         // A profile decoded for another bundle's schema would be read at the wrong indexes: ignore it.
         let foreign = profile.is_some_and(|p| p.layout_id != self.layout.id());
         let profile = if foreign { None } else { profile };
@@ -453,7 +482,14 @@ impl Engine {
             .placements
             .iter()
             .take(MAX_PLACEMENTS_PER_REQUEST)
-            .map(|name| self.decide_placement(name, req, &ctx, &mut ev, denied, &problems))
+            .map(|name| {
+                let gate = Gate {
+                    denied,
+                    problems: &problems,
+                    counts,
+                };
+                self.decide_placement(name, req, &ctx, &mut ev, &gate)
+            })
             .collect();
         let mut notes: Vec<String> = problems.into_iter().map(|(_, n)| n).collect();
         if foreign {
@@ -472,8 +508,7 @@ impl Engine {
         req: &DecideRequest,
         ctx: &EvalContext<'_>,
         ev: &mut Evaluator<'_>,
-        denied: bool,
-        problems: &[(PathKey, String)],
+        gate: &Gate<'_>,
     ) -> Decision {
         let explain = req.explain;
         let Some(p) = self
@@ -529,16 +564,8 @@ impl Engine {
         }
         for e in &p.experiences {
             let mut buckets = Buckets::default();
-            let outcome = self.try_experience(
-                e,
-                visitor,
-                ctx,
-                ev,
-                denied,
-                problems,
-                &mut buckets,
-                trace.is_some(),
-            );
+            let outcome =
+                self.try_experience(e, visitor, ctx, ev, gate, &mut buckets, trace.is_some());
             match outcome {
                 Ok(vi) => {
                     let Some(v) = e.variants.get(vi) else {
@@ -614,11 +641,15 @@ impl Engine {
         visitor: Option<&str>,
         ctx: &EvalContext<'_>,
         ev: &mut Evaluator<'_>,
-        denied: bool,
-        problems: &[(PathKey, String)],
+        gate: &Gate<'_>,
         buckets: &mut Buckets,
         explain: bool,
     ) -> Result<usize, (Outcome, Option<String>)> {
+        let Gate {
+            denied,
+            problems,
+            counts,
+        } = *gate;
         if e.start.is_some_and(|s| ctx.now < s) || e.end.is_some_and(|x| ctx.now >= x) {
             let detail = explain.then(|| {
                 let f = |t: Option<i64>| t.map_or("-".to_string(), crate::time::format_timestamp);
@@ -664,9 +695,17 @@ impl Engine {
                 return Err((Outcome::AudienceFalse, detail));
             }
         }
-        if let (Some((i, cap)), Some(p)) = (e.cap, ctx.profile) {
-            let seen = p.exposures.get(i as usize).copied().unwrap_or(0);
-            if seen >= cap {
+        if let Some((i, cap)) = e.cap {
+            let from_profile = ctx
+                .profile
+                .and_then(|p| p.exposures.get(i as usize).copied());
+            let extra: u32 = counts
+                .iter()
+                .filter(|(id, _)| *id == &*e.id)
+                .map(|(_, n)| *n)
+                .sum();
+            let seen = from_profile.unwrap_or(0).saturating_add(extra);
+            if (from_profile.is_some() || extra > 0) && seen >= cap {
                 return Err((
                     Outcome::FrequencyCapped,
                     explain.then(|| format!("seen {seen} times, cap {cap}")),

@@ -955,47 +955,57 @@ fn frequency_caps_count_the_servers_own_exposures() {
     assert!(text.contains("frequency_cap = 20"));
     std::fs::write(
         &p,
-        text.replacen("frequency_cap = 20", "frequency_cap = 2", 1),
+        text.replacen("frequency_cap = 20", "frequency_cap = 3", 1),
     )
     .unwrap();
     let data = temp_dir("cap");
-    let s = Server::start(&data, &["--bundle", dir.to_str().unwrap()]);
+    let bundle = ["--bundle", dir.to_str().unwrap()];
+    let s = Server::start(&data, &bundle);
     let mut snap: Value = serde_json::from_slice(&example("big-spender.profile.json")).unwrap();
     snap["visitor_id"] = json!("v-cap");
-    snap.as_object_mut().unwrap().remove("exposures");
+    // The CDP says the visitor has seen it once already.
+    snap["exposures"] = json!({"vip-welcome-back": 1});
     assert_eq!(
         s.admin("PUT", "/v1/profiles/v-cap", snap.to_string().as_bytes())
             .status,
         200
     );
-    let exposures = || {
-        s.admin("GET", "/v1/profiles/v-cap", b"").json()["exposures"]["vip-welcome-back"].as_f64()
+    let hero = |s: &Server| {
+        let mut req = seoul_request("v-cap");
+        req["explain"] = json!(true);
+        decision(&s.decide(&req), "home_hero").clone()
     };
-    for n in 1..=2 {
-        let d = s.decide(&seoul_request("v-cap"));
-        assert_eq!(
-            decision(&d, "home_hero")["experience"],
-            "vip-welcome-back",
-            "serve {n}"
-        );
-        // Counts are written by the background log writer, a few milliseconds later.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while exposures() != Some(f64::from(n)) {
-            assert!(
-                Instant::now() < deadline,
-                "exposure {n} was not counted: {:?}",
-                exposures()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    // 1 (snapshot) + 2 served here = the cap of 3.
+    for n in 0..2 {
+        assert_eq!(hero(&s)["experience"], "vip-welcome-back", "serve {n}");
     }
-    let mut req = seoul_request("v-cap");
-    req["explain"] = json!(true);
-    let d = s.decide(&req);
-    let hero = decision(&d, "home_hero");
-    assert_ne!(hero["experience"], "vip-welcome-back");
+    let capped = hero(&s);
+    assert_ne!(capped["experience"], "vip-welcome-back");
     assert_eq!(
-        hero["trace"]["experiences"][0]["outcome"], "frequency_capped",
-        "{hero}"
+        capped["trace"]["experiences"][0]["outcome"], "frequency_capped",
+        "{capped}"
     );
+    assert_eq!(
+        capped["trace"]["experiences"][0]["detail"],
+        "seen 3 times, cap 3"
+    );
+    // The snapshot itself is not rewritten; the counts survive a restart (graceful stop flushes them).
+    assert_eq!(
+        s.admin("GET", "/v1/profiles/v-cap", b"").json()["exposures"]["vip-welcome-back"],
+        1
+    );
+    assert!(s.stop().success());
+    let s = Server::start(&data, &bundle);
+    assert_eq!(
+        hero(&s)["trace"]["experiences"][0]["outcome"],
+        "frequency_capped"
+    );
+    // Erasure forgets the counts too.
+    assert_eq!(s.admin("DELETE", "/v1/profiles/v-cap", b"").status, 200);
+    assert_eq!(
+        s.admin("PUT", "/v1/profiles/v-cap", snap.to_string().as_bytes())
+            .status,
+        200
+    );
+    assert_eq!(hero(&s)["experience"], "vip-welcome-back");
 }

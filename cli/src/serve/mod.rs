@@ -132,7 +132,7 @@ pub struct Deployed {
 pub enum LogItem {
     /// A first exposure, for the exposure log.
     Exposure(Exposure),
-    /// One more exposure of a frequency-capped experience, counted into the visitor's snapshot.
+    /// One more serve of a frequency-capped experience, for the visitor's persisted counts.
     Capped { visitor: String, experience: String },
 }
 
@@ -446,8 +446,37 @@ async fn decide(
         }
         None => None,
     };
+    // Frequency caps: the counts this server keeps for the visitor (incremented below, persisted by the
+    // log writer), added to whatever the snapshot says.
+    let counts = match (&req.visitor_id, engine.has_frequency_caps()) {
+        (Some(id), true) => Some(match st.store.counts_cached(id) {
+            Some(c) => c,
+            None => {
+                let _permit = st
+                    .readers
+                    .acquire()
+                    .await
+                    .map_err(|e| ApiError::internal(format!("counts read: {e}")))?;
+                let (store, id) = (st.store.clone(), id.clone());
+                tokio::task::spawn_blocking(move || store.counts(&id))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("counts read: {e}")))??
+            }
+        }),
+        _ => None,
+    };
     let now = now_ms();
-    let mut resp = engine.decide(&req, profile.as_deref(), now);
+    let mut resp = {
+        let guard = counts.as_ref().map(|c| match c.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        });
+        let list: Vec<(&str, u32)> = guard
+            .as_ref()
+            .map(|g| g.iter().map(|(e, n)| (e.as_str(), *n)).collect())
+            .unwrap_or_default();
+        engine.decide_with_counts(&req, profile.as_deref(), now, &list)
+    };
     resp.notes.extend(notes);
     st.metrics.decisions(resp.decisions.iter().map(|d| {
         (
@@ -467,7 +496,17 @@ async fn decide(
         for d in &resp.decisions {
             if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
                 st.log_exposure(visitor, e, v, b, now);
-                if engine.has_frequency_cap(&d.placement, e) {
+                if let Some(c) = counts
+                    .as_ref()
+                    .filter(|_| engine.has_frequency_cap(&d.placement, e))
+                {
+                    // Counted in memory now (the next decision sees it), persisted by the log writer.
+                    if let Ok(mut g) = c.lock() {
+                        match g.iter_mut().find(|(x, _)| x == e) {
+                            Some((_, n)) => *n = n.saturating_add(1),
+                            None => g.push((e.clone(), 1)),
+                        }
+                    }
                     st.send_log(LogItem::Capped {
                         visitor: visitor.clone(),
                         experience: e.clone(),
@@ -856,9 +895,9 @@ fn router(st: Arc<AppState>) -> Router {
 }
 
 /// Log writer: blocks for the first item, then drains what else is queued (up to 4,096 items) and
-/// commits exposure rows in one transaction and frequency-cap counts in one more (one fsync each per
-/// batch instead of per decision). Counts land a few milliseconds after the decision that made them.
-fn log_writer(store: Arc<Store>, rx: mpsc::Receiver<LogItem>, limits: ProfileLimits) {
+/// commits exposure rows and frequency-cap count increments, one transaction each per batch (one fsync per
+/// batch instead of per decision).
+fn log_writer(store: Arc<Store>, rx: mpsc::Receiver<LogItem>) {
     let mut conn = match store.connection() {
         Ok(c) => c,
         Err(e) => {
@@ -867,7 +906,7 @@ fn log_writer(store: Arc<Store>, rx: mpsc::Receiver<LogItem>, limits: ProfileLim
         }
     };
     let mut batch = Vec::with_capacity(4096);
-    let mut caps: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String), u32> = BTreeMap::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         let mut n = 0;
@@ -878,11 +917,7 @@ fn log_writer(store: Arc<Store>, rx: mpsc::Receiver<LogItem>, limits: ProfileLim
                     visitor,
                     experience,
                 } => {
-                    *caps
-                        .entry(visitor)
-                        .or_default()
-                        .entry(experience)
-                        .or_default() += 1;
+                    *counts.entry((visitor, experience)).or_default() += 1;
                 }
             }
             n += 1;
@@ -896,21 +931,11 @@ fn log_writer(store: Arc<Store>, rx: mpsc::Receiver<LogItem>, limits: ProfileLim
             }
             batch.clear();
         }
-        if !caps.is_empty() {
-            let ids: Vec<String> = caps.keys().cloned().collect();
-            let r = store.update_profiles(&ids, now_ms(), |id, cur| {
-                let counts: Vec<(String, u32)> = caps
-                    .get(id)
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                    .unwrap_or_default();
-                profile::add_exposures(id, cur, &counts, limits)
-            });
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!("frequency-cap counts not stored: {}", e.body.message),
-                Err(e) => tracing::error!("frequency-cap counts not stored: {e}"),
+        if !counts.is_empty() {
+            if let Err(e) = store.add_counts(&mut conn, &counts) {
+                tracing::error!(rows = counts.len(), "frequency-cap counts not stored: {e}");
             }
-            caps.clear();
+            counts.clear();
         }
     }
 }
@@ -1084,10 +1109,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     let writer = {
         let store = store.clone();
-        let limits = st.cfg.limits;
         std::thread::Builder::new()
             .name("exposure-log".into())
-            .spawn(move || log_writer(store, rx, limits))
+            .spawn(move || log_writer(store, rx))
             .map_err(|e| e.to_string())?
     };
     if let Some(dir) = st.cfg.watch.clone() {

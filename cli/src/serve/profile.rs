@@ -241,42 +241,6 @@ pub fn apply_events(
     finish(m, limits)
 }
 
-/// Add `counts` (experience id → exposures) to the snapshot's `exposures` (creating the snapshot when
-/// the visitor has none).
-pub fn add_exposures(
-    id: &str,
-    current: Option<&[u8]>,
-    counts: &[(String, u32)],
-    limits: ProfileLimits,
-) -> Result<Vec<u8>, ApiError> {
-    let mut m = match current.map(serde_json::from_slice::<Value>) {
-        Some(Ok(Value::Object(m))) => m,
-        Some(_) => {
-            return Err(ApiError::internal(
-                "a stored snapshot is not a JSON object".to_string(),
-            ))
-        }
-        None => {
-            let mut m = Map::new();
-            m.insert("visitor_id".into(), Value::String(id.into()));
-            m
-        }
-    };
-    let ex = m
-        .entry("exposures")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(ex) = ex else {
-        return Err(ApiError::internal(
-            "stored `exposures` is not an object".to_string(),
-        ));
-    };
-    for (exp, n) in counts {
-        let cur = ex.get(exp).and_then(Value::as_f64).unwrap_or(0.0);
-        ex.insert(exp.clone(), Value::from(cur + f64::from(*n)));
-    }
-    finish(m, limits)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

@@ -75,6 +75,9 @@ impl Cached {
     }
 }
 
+/// A visitor's frequency-cap counts: (experience id, times served).
+pub type Counts = Arc<Mutex<Vec<(String, u32)>>>;
+
 /// One exposure-log row.
 #[derive(Clone, Debug)]
 pub struct Exposure {
@@ -121,6 +124,9 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     cache: Cache<String, Snapshot>,
+    /// Frequency-cap counts per visitor (the server's own serves), loaded from `exposure_counts` on a
+    /// miss and incremented in memory at decision time; the log writer persists increments.
+    counts: Cache<String, Counts>,
     stripes: Vec<Mutex<()>>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
@@ -159,6 +165,12 @@ CREATE TABLE IF NOT EXISTS bundles (
   deployed_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS exposure_counts (
+  visitor TEXT NOT NULL,
+  experience TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (visitor, experience)
+) WITHOUT ROWID;
 ";
 
 /// Cache sizing.
@@ -185,6 +197,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             cache,
+            counts: Cache::new(200_000),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -268,6 +281,57 @@ impl Store {
         Ok(s)
     }
 
+    /// The cached frequency-cap counts of `id`, if the cache has them (no I/O).
+    pub fn counts_cached(&self, id: &str) -> Option<Counts> {
+        self.counts.get(id)
+    }
+
+    /// The frequency-cap counts of `id` (loaded from SQLite on a miss).
+    pub fn counts(&self, id: &str) -> Result<Counts, StoreError> {
+        if let Some(c) = self.counts.get(id) {
+            return Ok(c);
+        }
+        let _g = self.lock_stripes(std::iter::once(id));
+        if let Some(c) = self.counts.get(id) {
+            return Ok(c);
+        }
+        let rows = self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT experience, count FROM exposure_counts WHERE visitor = ?1",
+            )?;
+            let rows = st.query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })?;
+        let c: Counts = Arc::new(Mutex::new(rows));
+        self.counts.insert(id.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Persist count increments ((visitor, experience) → n) in one transaction.
+    pub fn add_counts(
+        &self,
+        conn: &mut Connection,
+        increments: &std::collections::BTreeMap<(String, String), u32>,
+    ) -> Result<(), StoreError> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO exposure_counts (visitor, experience, count) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(visitor, experience) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for ((v, e), n) in increments {
+                st.execute(params![v, e, n])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Re-insert `snap` after it decoded its profile so the cache weighs the decoded form too; skipped
     /// if a write replaced the entry meanwhile (same stripe lock as writes, so no stale resurrection).
     pub fn reweigh(&self, id: &str, snap: &Snapshot) {
@@ -309,10 +373,15 @@ impl Store {
             let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute("DELETE FROM profiles WHERE id = ?1", params![id])?;
             tx.execute("DELETE FROM exposures WHERE visitor = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM exposure_counts WHERE visitor = ?1",
+                params![id],
+            )?;
             tx.commit()?;
             Ok(n > 0)
         })?;
         self.cache.insert(id.to_string(), Cached::new(None));
+        self.counts.insert(id.to_string(), Counts::default());
         Ok(existed)
     }
 
