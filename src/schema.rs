@@ -193,6 +193,7 @@ builtins! {
     Brand => "device.brand": String,
     Model => "device.model": String,
     IsBot => "device.is_bot": Bool,
+    App => "device.app": String,
     Now => "time.now": Timestamp,
     Hour => "time.hour": Number,
     Minute => "time.minute": Number,

@@ -131,6 +131,9 @@ pub struct Device {
     /// Known crawler or bot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_bot: Option<bool>,
+    /// Android app package hosting the web view (from `X-Requested-With`), e.g. `com.example.shop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// Consent flags.

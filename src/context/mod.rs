@@ -1332,6 +1332,7 @@ impl<'r> RequestView<'r> {
                     Builtin::IsBot => dev
                         .and_then(|d| d.is_bot)
                         .map_or(Value::Missing, Value::Bool),
+                    Builtin::App => opt_str(dev.and_then(|d| d.app.as_ref())),
                     Builtin::Now => Value::Time(self.now),
                     Builtin::Hour => Value::Num(f64::from(self.calendar().hour)),
                     Builtin::Minute => Value::Num(f64::from(self.calendar().minute)),

@@ -26,6 +26,10 @@ pub struct Detected {
     pub device: Hardware,
     /// A known crawler or bot.
     pub is_bot: bool,
+    /// The Android app whose web view made the request: the package name in `X-Requested-With` (absent
+    /// for `XMLHttpRequest`, the AJAX marker, and for values that are not a package name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 impl Detected {
@@ -49,6 +53,7 @@ impl Detected {
             brand: self.device.brand.clone(),
             model: self.device.model.clone(),
             is_bot: Some(self.is_bot),
+            app: self.app.clone(),
         }
     }
 }
@@ -251,5 +256,18 @@ pub fn detect(parser: &UaParser, user_agent: &str, headers: &BTreeMap<String, St
         os,
         device,
         is_bot,
+        app: header(headers, "x-requested-with").and_then(app_package),
     }
+}
+
+/// A package name such as `com.example.shop`: two or more dot-separated parts of `[A-Za-z0-9_]`, each
+/// starting with a letter, at most 128 bytes.
+fn app_package(v: &str) -> Option<String> {
+    let ok = v.len() <= 128
+        && v.split('.').count() >= 2
+        && v.split('.').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_alphabetic())
+                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+    ok.then(|| v.to_string())
 }

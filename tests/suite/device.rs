@@ -205,3 +205,65 @@ fn precomputed_prefilter_is_current() {
         assert_eq!(fast.parse(ua), slow.parse(ua), "{ua}");
     }
 }
+
+/// `X-Requested-With` names the Android app hosting a web view; rules read it as `device.app`.
+#[test]
+fn app_web_views_are_detected_and_targetable() {
+    use std::collections::BTreeMap;
+    let parser = tailor::device::UaParser::builtin().unwrap();
+    let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.193 Mobile Safari/537.36";
+    let with = |v: &str| BTreeMap::from([("X-Requested-With".to_string(), v.to_string())]);
+    let d = tailor::device::detect(&parser, ua, &with("com.example.shop"));
+    assert_eq!(d.app.as_deref(), Some("com.example.shop"));
+    assert_eq!(d.to_wire().app.as_deref(), Some("com.example.shop"));
+    for not_an_app in [
+        "XMLHttpRequest",
+        "",
+        "shop",
+        "com..example",
+        "1com.example",
+        "com.example/x",
+    ] {
+        assert_eq!(
+            tailor::device::detect(&parser, ua, &with(not_an_app)).app,
+            None,
+            "{not_an_app:?}"
+        );
+    }
+    assert_eq!(
+        tailor::device::detect(&parser, ua, &BTreeMap::new()).app,
+        None
+    );
+
+    let bundle = r#"
+[bundle]
+id = "apps"
+version = "1"
+
+[placements.banner]
+default = { in_app = false }
+
+[[placements.banner.experiences]]
+id = "in-app"
+audience = 'device.app == "com.example.shop"'
+requires_visitor_id = false
+content = { in_app = true }
+"#;
+    let files = vec![tailor::diagnostic::SourceFile {
+        name: "bundle.toml".into(),
+        text: bundle.into(),
+    }];
+    let engine = match tailor::bundle::load_sources(&files) {
+        Ok((c, _)) => tailor::Engine::new(c),
+        Err(d) => panic!("{}", d.render(&files)),
+    };
+    let mut req = tailor::wire::DecideRequest {
+        placements: vec!["banner".into()],
+        ..Default::default()
+    };
+    req.context.device = Some(d.to_wire());
+    let r = engine.decide(&req, None, 0);
+    assert_eq!(r.decisions[0].experience.as_deref(), Some("in-app"));
+    req.context.device = Some(tailor::device::detect(&parser, ua, &BTreeMap::new()).to_wire());
+    assert_eq!(engine.decide(&req, None, 0).decisions[0].experience, None);
+}
