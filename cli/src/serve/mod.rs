@@ -415,19 +415,7 @@ async fn decide(
     let snapshot = match &req.visitor_id {
         Some(id) => Some(match st.store.cached(id) {
             Some(s) => s,
-            None => {
-                // Bounded SQLite concurrency: a burst of misses queues here instead of opening a
-                // connection (and its page cache) and a blocking thread per request.
-                let _permit = st
-                    .readers
-                    .acquire()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("profile read: {e}")))?;
-                let (store, id) = (st.store.clone(), id.clone());
-                tokio::task::spawn_blocking(move || store.profile(&id))
-                    .await
-                    .map_err(|e| ApiError::internal(format!("profile read: {e}")))??
-            }
+            None => store_read(&st, id, "profile read", |store, id| store.profile(id)).await?,
         }),
         None => None,
     };
@@ -451,17 +439,7 @@ async fn decide(
     let counts = match (&req.visitor_id, engine.has_frequency_caps()) {
         (Some(id), true) => Some(match st.store.counts_cached(id) {
             Some(c) => c,
-            None => {
-                let _permit = st
-                    .readers
-                    .acquire()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("counts read: {e}")))?;
-                let (store, id) = (st.store.clone(), id.clone());
-                tokio::task::spawn_blocking(move || store.counts(&id))
-                    .await
-                    .map_err(|e| ApiError::internal(format!("counts read: {e}")))??
-            }
+            None => store_read(&st, id, "counts read", |store, id| store.counts(id)).await?,
         }),
         _ => None,
     };
@@ -516,6 +494,25 @@ async fn decide(
         }
     }
     Ok(json_response(StatusCode::OK, &resp))
+}
+
+/// A SQLite read for the decide path on the blocking pool, under a reader permit: a burst of cache misses
+/// queues here instead of opening a connection (and its page cache) and a blocking thread per request.
+async fn store_read<T: Send + 'static>(
+    st: &AppState,
+    id: &str,
+    what: &'static str,
+    read: fn(&Store, &str) -> Result<T, store::StoreError>,
+) -> Result<T, ApiError> {
+    let _permit = st
+        .readers
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(format!("{what}: {e}")))?;
+    let (store, id) = (st.store.clone(), id.to_string());
+    Ok(tokio::task::spawn_blocking(move || read(&store, &id))
+        .await
+        .map_err(|e| ApiError::internal(format!("{what}: {e}")))??)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {

@@ -17,6 +17,15 @@ fn error(e: &tailor::wire::ErrorResponse) -> JsValue {
     JsValue::from_str(&serde_json::to_string(e).unwrap_or_else(|_| e.to_string()))
 }
 
+fn parse_request(request: &str) -> Result<tailor::wire::DecideRequest, JsValue> {
+    serde_json::from_str(request).map_err(|e| {
+        error(&tailor::wire::ErrorResponse::new(
+            "invalid_request",
+            format!("the request is not valid: {e}"),
+        ))
+    })
+}
+
 /// A compiled bundle.
 #[wasm_bindgen]
 pub struct Engine {
@@ -78,12 +87,7 @@ impl Engine {
         visitors: u32,
         now_ms: f64,
     ) -> Result<String, JsValue> {
-        let req: tailor::wire::DecideRequest = serde_json::from_str(request).map_err(|e| {
-            error(&tailor::wire::ErrorResponse::new(
-                "invalid_request",
-                format!("the request is not valid: {e}"),
-            ))
-        })?;
+        let req = parse_request(request)?;
         #[allow(clippy::cast_possible_truncation)]
         let now = now_ms as i64;
         let sim = self.inner.simulate(
@@ -114,12 +118,7 @@ impl Engine {
         profile: Option<&tailor::context::Profile>,
         now_ms: f64,
     ) -> Result<String, JsValue> {
-        let req: tailor::wire::DecideRequest = serde_json::from_str(request).map_err(|e| {
-            error(&tailor::wire::ErrorResponse::new(
-                "invalid_request",
-                format!("the request is not valid: {e}"),
-            ))
-        })?;
+        let req = parse_request(request)?;
         self.inner.validate(&req).map_err(|e| error(&e))?;
         if !now_ms.is_finite() {
             return Err(error(&tailor::wire::ErrorResponse::new(
