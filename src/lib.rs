@@ -33,6 +33,7 @@ pub mod expr;
 pub mod geoip;
 pub mod schema;
 pub mod signing;
+pub mod snapshot;
 pub mod time;
 pub mod value;
 pub mod wire;

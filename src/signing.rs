@@ -202,6 +202,30 @@ pub fn load_verified(json: &[u8], trusted: &[PublicKey]) -> Result<CheckedBundle
     }
 }
 
+impl From<Rejection> for crate::wire::ErrorResponse {
+    /// The answer every HTTP adapter gives a refused deploy: `invalid_bundle` (422) with every
+    /// diagnostic, or `unsigned_bundle` / `bad_signature` / `tampered_bundle` (403).
+    fn from(r: Rejection) -> crate::wire::ErrorResponse {
+        use crate::wire::ErrorResponse;
+        match r {
+            Rejection::Invalid(d) => {
+                let n = d.error_count();
+                ErrorResponse {
+                    code: "invalid_bundle".into(),
+                    message: format!(
+                        "the bundle has {n} error{}; the previous bundle keeps serving",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    errors: d.into_vec(),
+                }
+            }
+            Rejection::Unsigned => ErrorResponse::new("unsigned_bundle", r.to_string()),
+            Rejection::BadSignature(_) => ErrorResponse::new("bad_signature", r.to_string()),
+            Rejection::Tampered => ErrorResponse::new("tampered_bundle", r.to_string()),
+        }
+    }
+}
+
 /// Lowercase hex.
 pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -9,6 +9,10 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Request header with which an admin decides as of another time (RFC 3339), on every HTTP runtime.
+/// Preview decisions have no side effects (no exposure log, no frequency-cap count).
+pub const PREVIEW_HEADER: &str = "x-tailor-preview-at";
+
 /// `POST /v1/decide` body and `tailor decide --request` file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +146,30 @@ pub struct Consent {
     /// Personalization consent; `false` disables every profile-based experience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personalization: Option<bool>,
+}
+
+/// `POST /v1/events` body: events are checked and stamped by [`crate::snapshot::parse_event`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// `{"visitor_id", "type", "at"?, …fields}` each.
+    pub events: Vec<serde_json::Value>,
+}
+
+/// The value of header `name` (case-insensitive) in a header map.
+pub fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Headers an HTTP adapter copies from the HTTP request into `context.headers` when the body does not
+/// set them: what device detection and allow-listed rules read. Never `Authorization` or `Cookie`.
+/// `trust_geo` adds the `X-Geo-*` / `CF-*` location headers of a CDN the operator trusts.
+pub fn forwarded_header(name: &str, trust_geo: bool) -> bool {
+    matches!(name, "user-agent" | "accept-language" | "x-requested-with")
+        || name.starts_with("sec-ch-ua")
+        || (trust_geo && (name.starts_with("x-geo-") || name.starts_with("cf-")))
 }
 
 /// Identifies the bundle that answered.
@@ -305,6 +333,25 @@ impl ErrorResponse {
             code: code.to_string(),
             message: message.into(),
             errors: Vec::new(),
+        }
+    }
+}
+
+impl ErrorResponse {
+    /// The HTTP status every HTTP adapter (native server, Worker) answers this error with, so the same
+    /// failure has the same status everywhere. Unknown codes are server errors.
+    pub fn http_status(&self) -> u16 {
+        match self.code.as_str() {
+            "invalid_request" | "invalid_profile" | "invalid_event" | "unknown_placement" => 400,
+            "unauthorized" => 401,
+            "forbidden" | "unsigned_bundle" | "bad_signature" | "tampered_bundle" => 403,
+            "not_found" => 404,
+            "method_not_allowed" => 405,
+            "no_previous_bundle" | "conflict" => 409,
+            "too_large" => 413,
+            "invalid_bundle" => 422,
+            "no_bundle" | "unavailable" => 503,
+            _ => 500,
         }
     }
 }

@@ -805,7 +805,7 @@ fn cmd_serve(a: ServeArgs) -> Result<(), Fail> {
         max_body_bytes: a.max_body_bytes,
         max_bundle_bytes: a.max_bundle_bytes,
         max_events_per_batch: a.max_events_per_batch,
-        limits: serve::profile::ProfileLimits {
+        limits: tailor::snapshot::ProfileLimits {
             max_bytes: a.max_profile_bytes,
             max_events_per_stream: a.max_events_per_stream,
         },
@@ -831,7 +831,7 @@ fn cmd_import(data: &Path, file: &Path) -> Result<(), Fail> {
             |e| usage(format!("error: cannot read `{}`: {e}", file.display())),
         )?))
     };
-    let limits = serve::profile::ProfileLimits {
+    let limits = tailor::snapshot::ProfileLimits {
         max_bytes: 64 << 10,
         max_events_per_stream: 200,
     };
@@ -863,10 +863,10 @@ fn cmd_import(data: &Path, file: &Path) -> Result<(), Fail> {
                 ));
                 return None;
             };
-            return match serve::profile::normalize_snapshot(&id, line.as_bytes(), limits) {
+            return match tailor::snapshot::normalize_snapshot(&id, line.as_bytes(), limits) {
                 Ok(s) => Some((id, s)),
                 Err(e) => {
-                    bad = Some(format!("line {}: {}", i + 1, e.body.message));
+                    bad = Some(format!("line {}: {}", i + 1, e.message));
                     None
                 }
             };

@@ -10,7 +10,6 @@
 //! run on tokio's blocking pool.
 
 pub mod metrics;
-pub mod profile;
 pub mod store;
 
 use axum::body::Bytes;
@@ -21,7 +20,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use profile::ProfileLimits;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +28,7 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use store::{Exposure, Store};
 use tailor::signing::{PublicKey, Rejection};
+use tailor::snapshot::{self as profile, ProfileLimits};
 use tailor::wire::{DecideRequest, Device, ErrorResponse, Reason};
 use tailor::Engine;
 
@@ -76,6 +75,15 @@ impl ApiError {
     }
     pub fn internal(msg: impl Into<String>) -> ApiError {
         ApiError::new(500, "internal", msg)
+    }
+}
+
+impl From<ErrorResponse> for ApiError {
+    fn from(body: ErrorResponse) -> ApiError {
+        ApiError {
+            status: body.http_status(),
+            body,
+        }
     }
 }
 
@@ -171,29 +179,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn rejection_to_api(r: Rejection) -> ApiError {
-    match r {
-        Rejection::Invalid(d) => {
-            let n = d.error_count();
-            ApiError {
-                status: 422,
-                body: ErrorResponse {
-                    code: "invalid_bundle".into(),
-                    message: format!(
-                        "the bundle has {n} error{}; the previous bundle keeps serving",
-                        if n == 1 { "" } else { "s" }
-                    ),
-                    errors: d.into_vec(),
-                },
-            }
-        }
-        Rejection::Unsigned => {
-            ApiError::new(403, "unsigned_bundle", Rejection::Unsigned.to_string())
-        }
-        r @ Rejection::BadSignature(_) => ApiError::new(403, "bad_signature", r.to_string()),
-        Rejection::Tampered => {
-            ApiError::new(403, "tampered_bundle", Rejection::Tampered.to_string())
-        }
-    }
+    ApiError::from(ErrorResponse::from(r))
 }
 
 impl AppState {
@@ -346,19 +332,7 @@ impl AppState {
     }
 }
 
-fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    h.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-/// Headers copied from the HTTP request into `context.headers` when the body does not set them: what
-/// device detection and allow-listed rules read. Never `Authorization` or `Cookie`.
-fn forwarded_header(name: &str, trust_geo: bool) -> bool {
-    matches!(name, "user-agent" | "accept-language" | "x-requested-with")
-        || name.starts_with("sec-ch-ua")
-        || (trust_geo && (name.starts_with("x-geo-") || name.starts_with("cf-")))
-}
+use tailor::wire::{forwarded_header, header};
 
 type AppResult = Result<Response, ApiError>;
 
@@ -369,6 +343,7 @@ async fn decide(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult {
     let body = body?;
+    let preview = preview_at(&st, &http_headers)?;
     let mut req: DecideRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("the request is not valid: {e}"))
     })?;
@@ -443,7 +418,7 @@ async fn decide(
         }),
         _ => None,
     };
-    let now = now_ms();
+    let now = preview.unwrap_or_else(now_ms);
     let mut resp = {
         let guard = counts.as_ref().map(|c| match c.lock() {
             Ok(g) => g,
@@ -469,7 +444,8 @@ async fn decide(
             },
         )
     }));
-    if let Some(visitor) = &req.visitor_id {
+    // A preview is a look, not a visit: no exposure, no cap count.
+    if let Some(visitor) = req.visitor_id.as_ref().filter(|_| preview.is_none()) {
         let b = engine.bundle();
         for d in &resp.decisions {
             if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
@@ -494,6 +470,40 @@ async fn decide(
         }
     }
     Ok(json_response(StatusCode::OK, &resp))
+}
+
+/// `X-Tailor-Preview-At: <RFC 3339>` decides as of another time (to preview a scheduled campaign, and
+/// to run the conformance corpus through every runtime). Only with the admin token: a visitor must not
+/// be able to see a campaign before it starts.
+fn preview_at(st: &AppState, h: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = h.get(tailor::wire::PREVIEW_HEADER) else {
+        return Ok(None);
+    };
+    let auth = h
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let granted = st
+        .cfg
+        .admin_token
+        .as_deref()
+        .is_some_and(|t| tailor::auth::check_bearer(auth, t) == tailor::auth::Auth::Granted);
+    if !granted {
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            "`X-Tailor-Preview-At` needs the admin bearer token",
+        ));
+    }
+    v.to_str()
+        .ok()
+        .and_then(tailor::time::parse_timestamp)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_request",
+                "`X-Tailor-Preview-At` must be an RFC 3339 timestamp",
+            )
+        })
 }
 
 /// A SQLite read for the decide path on the blocking pool, under a reader permit: a burst of cache misses
@@ -592,18 +602,12 @@ async fn delete_profile(
     ))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventBatch {
-    events: Vec<serde_json::Value>,
-}
-
 async fn post_events(
     State(st): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult {
     let body = body?;
-    let batch: EventBatch = serde_json::from_slice(&body).map_err(|e| {
+    let batch: tailor::wire::EventBatch = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_request",
             format!("expected {{\"events\": [...]}}: {e}"),

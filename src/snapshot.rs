@@ -1,11 +1,17 @@
-//! Profile snapshots as the server stores them, and real-time events folded into them.
+//! Profile snapshots as stores keep them, and real-time events folded into them.
 //!
-//! A snapshot is the JSON object the core decodes (`traits`, `segments`, `consent`, `events`,
-//! `exposures`; see rules/README.md). Stored snapshots are checked for shape, not against one bundle's
-//! schema: bundles change, profiles outlive them, and the core already turns a field of the wrong type
-//! into a note at decision time.
+//! A snapshot is the JSON object the engine decodes (`traits`, `segments`, `consent`, `events`,
+//! `exposures`; see rules/README.md). Every adapter that stores profiles (the native server's SQLite
+//! store, the Worker's Durable Object) calls these functions, so a snapshot written through either API
+//! is byte-identical. Stored snapshots are checked for shape, not against one bundle's schema: bundles
+//! change, profiles outlive them, and the engine already turns a field of the wrong type into a note at
+//! decision time.
+//!
+//! Errors are [`ErrorResponse`]s whose `code` maps to an HTTP status with
+//! [`ErrorResponse::http_status`]: `invalid_profile` / `invalid_event` 400, `too_large` 413,
+//! `internal` 500 (a stored snapshot that is not an object).
 
-use super::ApiError;
+use crate::wire::ErrorResponse;
 use serde_json::{Map, Value};
 
 /// Limits on stored profiles.
@@ -17,8 +23,16 @@ pub struct ProfileLimits {
     pub max_events_per_stream: usize,
 }
 
-fn shape_error(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_profile", msg)
+fn too_large(msg: String) -> ErrorResponse {
+    ErrorResponse::new("too_large", msg)
+}
+
+fn internal(msg: String) -> ErrorResponse {
+    ErrorResponse::new("internal", msg)
+}
+
+fn shape_error(msg: impl Into<String>) -> ErrorResponse {
+    ErrorResponse::new("invalid_profile", msg)
 }
 
 /// Check a full snapshot for `PUT /v1/profiles/{id}` and return the bytes to store (with `visitor_id`
@@ -27,9 +41,9 @@ pub fn normalize_snapshot(
     id: &str,
     body: &[u8],
     limits: ProfileLimits,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, ErrorResponse> {
     if body.len() > limits.max_bytes {
-        return Err(ApiError::too_large(format!(
+        return Err(too_large(format!(
             "the profile is {} bytes; the limit is {}",
             body.len(),
             limits.max_bytes
@@ -62,11 +76,11 @@ pub fn normalize_snapshot(
     finish(m, limits)
 }
 
-fn finish(m: Map<String, Value>, limits: ProfileLimits) -> Result<Vec<u8>, ApiError> {
+fn finish(m: Map<String, Value>, limits: ProfileLimits) -> Result<Vec<u8>, ErrorResponse> {
     let out = serde_json::to_vec(&Value::Object(m))
-        .map_err(|e| ApiError::internal(format!("serializing a profile: {e}")))?;
+        .map_err(|e| internal(format!("serializing a profile: {e}")))?;
     if out.len() > limits.max_bytes {
-        return Err(ApiError::too_large(format!(
+        return Err(too_large(format!(
             "the profile would be {} bytes; the limit is {}",
             out.len(),
             limits.max_bytes
@@ -75,7 +89,7 @@ fn finish(m: Map<String, Value>, limits: ProfileLimits) -> Result<Vec<u8>, ApiEr
     Ok(out)
 }
 
-fn check_shape(m: &Map<String, Value>) -> Result<(), ApiError> {
+fn check_shape(m: &Map<String, Value>) -> Result<(), ErrorResponse> {
     for (k, v) in m {
         let ok = match k.as_str() {
             "visitor_id" => v.is_string(),
@@ -111,7 +125,7 @@ fn check_shape(m: &Map<String, Value>) -> Result<(), ApiError> {
 fn at_ms(e: &Value) -> i64 {
     e.get("at")
         .and_then(Value::as_str)
-        .and_then(tailor::time::parse_timestamp)
+        .and_then(crate::time::parse_timestamp)
         .unwrap_or(i64::MIN)
 }
 
@@ -126,8 +140,11 @@ fn sort_and_cap(a: &mut Vec<Value>, cap: usize) {
 /// One ingested event: `{"visitor_id", "type", "at"?, …fields}`.
 #[derive(Clone, Debug)]
 pub struct Event {
+    /// Whose snapshot it goes to.
     pub visitor_id: String,
+    /// The snapshot stream it appends to (`purchases`, `views`, `cart_adds`, or its own type).
     pub stream: String,
+    /// The stored record: `at` (RFC 3339, UTC) first, then the caller's fields.
     pub record: Map<String, Value>,
 }
 
@@ -147,8 +164,8 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// Parse one event; `now_ms` stamps events without `at`. Errors name the event's index.
-pub fn parse_event(i: usize, v: Value, now_ms: i64) -> Result<Event, ApiError> {
-    let bad = |msg: String| ApiError::bad_request("invalid_event", format!("event {i}: {msg}"));
+pub fn parse_event(i: usize, v: Value, now_ms: i64) -> Result<Event, ErrorResponse> {
+    let bad = |msg: String| ErrorResponse::new("invalid_event", format!("event {i}: {msg}"));
     let Value::Object(mut m) = v else {
         return Err(bad("an event is a JSON object".into()));
     };
@@ -176,7 +193,7 @@ pub fn parse_event(i: usize, v: Value, now_ms: i64) -> Result<Event, ApiError> {
     }
     let at = match m.remove("at") {
         None => now_ms,
-        Some(Value::String(s)) => tailor::time::parse_timestamp(&s)
+        Some(Value::String(s)) => crate::time::parse_timestamp(&s)
             .ok_or_else(|| bad(format!("`at` `{s}` is not an RFC 3339 timestamp")))?,
         Some(_) => return Err(bad("`at` must be an RFC 3339 string".into())),
     };
@@ -199,11 +216,11 @@ pub fn apply_events(
     current: Option<&[u8]>,
     events: &[&Event],
     limits: ProfileLimits,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, ErrorResponse> {
     let mut m = match current.map(serde_json::from_slice::<Value>) {
         Some(Ok(Value::Object(m))) => m,
         Some(_) => {
-            return Err(ApiError::internal(
+            return Err(internal(
                 "a stored snapshot is not a JSON object".to_string(),
             ))
         }
@@ -217,9 +234,7 @@ pub fn apply_events(
         .entry("events")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(streams) = streams else {
-        return Err(ApiError::internal(
-            "stored `events` is not an object".to_string(),
-        ));
+        return Err(internal("stored `events` is not an object".to_string()));
     };
     let mut touched: Vec<&str> = Vec::new();
     for e in events {
@@ -257,7 +272,7 @@ mod tests {
         let v: Value = serde_json::from_slice(&s).unwrap();
         assert_eq!(v["visitor_id"], "a");
         let e = normalize_snapshot("a", br#"{"visitor_id":"b"}"#, LIMITS).unwrap_err();
-        assert_eq!(e.status, 400);
+        assert_eq!(e.http_status(), 400);
         assert!(normalize_snapshot("a", br#"{"traits":[]}"#, LIMITS).is_err());
         assert!(normalize_snapshot("a", br#"{"trait":{}}"#, LIMITS).is_err());
         assert!(normalize_snapshot("a", br#"[1]"#, LIMITS).is_err());
@@ -265,7 +280,7 @@ mod tests {
         assert_eq!(
             normalize_snapshot("a", big.as_bytes(), LIMITS)
                 .unwrap_err()
-                .status,
+                .http_status(),
             413
         );
     }

@@ -1,0 +1,528 @@
+//! tailor on Cloudflare Workers: the native server's `/v1` API on the same core.
+//!
+//! A thin adapter, like `tailor serve`: it reads the request, `request.cf`, the host clock, Workers KV and
+//! a Durable Object, calls [`tailor::Engine`], and maps answers to HTTP with the core's wire types, so a
+//! decision is byte-for-byte the one the native server gives for the same input (the conformance test in
+//! `wasm/worker/test` holds them to it).
+//!
+//! Storage and consistency (also in the README):
+//! - **Bundles** live in KV namespace `TAILOR_BUNDLES`: each deployed artifact under its own key
+//!   `bundles/<hash>`, and one `active` pointer naming the current deployment and its history. A deploy
+//!   writes the artifact first and the pointer last, so readers see the old or the new bundle, never a
+//!   mix; rollback rewrites only the pointer. Each isolate compiles a bundle once per hash and re-reads
+//!   the pointer every `TAILOR_BUNDLE_REFRESH_MS`; when KV cannot be read or holds something unusable,
+//!   the last good compiled bundle keeps serving and `/healthz` says so.
+//! - **Profiles**: each visitor's Durable Object (`TAILOR_VISITORS`, [`visitor::VisitorObject`]) is the
+//!   source of truth and serializes every read-modify-write (snapshot upserts, events, frequency-cap
+//!   counts, erasure); after each committed write it copies the result to KV namespace
+//!   `TAILOR_PROFILES`, which decide reads through a small per-isolate LRU. KV is eventually consistent
+//!   (Cloudflare documents up to 60 s for other locations): a write is visible at once to decide in the
+//!   isolate that made it and to `GET /v1/profiles/{id}` everywhere, and to decide elsewhere after KV
+//!   propagation plus the LRU's TTL. When the profile read fails or takes longer than
+//!   `TAILOR_PROFILE_TIMEOUT_MS`, decide answers with context-only rules and says so in `notes`.
+
+mod bundles;
+mod lru;
+mod profiles;
+pub mod visitor;
+
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use tailor::wire::{DecideRequest, Device, ErrorResponse, Geo, Reason};
+use worker::{event, Context, Env, Method, Request, Response};
+
+/// An error answer: the core's [`ErrorResponse`] and its HTTP status.
+pub(crate) struct Fail {
+    status: u16,
+    body: ErrorResponse,
+}
+
+impl Fail {
+    pub(crate) fn new(status: u16, code: &str, message: impl Into<String>) -> Fail {
+        Fail {
+            status,
+            body: ErrorResponse::new(code, message),
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Fail {
+        Fail::new(500, "internal", message)
+    }
+
+    fn respond(&self) -> Response {
+        json(self.status, &self.body)
+    }
+}
+
+impl From<ErrorResponse> for Fail {
+    fn from(body: ErrorResponse) -> Fail {
+        Fail {
+            status: body.http_status(),
+            body,
+        }
+    }
+}
+
+impl From<worker::Error> for Fail {
+    fn from(e: worker::Error) -> Fail {
+        Fail::internal(format!("worker runtime: {e}"))
+    }
+}
+
+impl From<worker::KvError> for Fail {
+    fn from(e: worker::KvError) -> Fail {
+        Fail::new(503, "unavailable", format!("workers KV: {e}"))
+    }
+}
+
+type Answer = Result<Response, Fail>;
+
+/// A JSON response. Serialization of the core's types cannot fail; if it ever did, the answer is a
+/// bare 500 rather than a panic (a panic kills the isolate).
+pub(crate) fn json<T: Serialize + ?Sized>(status: u16, v: &T) -> Response {
+    json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+pub(crate) fn json_bytes(status: u16, body: Vec<u8>) -> Response {
+    let r = match Response::from_bytes(body) {
+        Ok(r) => r.with_status(status),
+        Err(_) => return Response::empty().unwrap_or_else(|_| fallback()),
+    };
+    let _ = r.headers().set("content-type", "application/json");
+    r
+}
+
+fn fallback() -> Response {
+    Response::builder().with_status(500).fixed(Vec::new())
+}
+
+/// Settings from Worker vars and secrets, read once per isolate (changing a var redeploys the Worker).
+pub(crate) struct Config {
+    admin_token: Option<String>,
+    trusted_keys: Vec<tailor::signing::PublicKey>,
+    pub(crate) bundle_refresh_ms: f64,
+    pub(crate) profile_timeout_ms: u64,
+    pub(crate) profile_cache_entries: usize,
+    pub(crate) profile_cache_ttl_ms: f64,
+    max_body_bytes: usize,
+    max_bundle_bytes: usize,
+    max_events_per_batch: usize,
+    pub(crate) limits: tailor::snapshot::ProfileLimits,
+    /// A bad `TAILOR_TRUSTED_KEYS`: every bundle route refuses to run rather than run unverified.
+    key_error: Option<String>,
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn num<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> T {
+    var(env, name)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+impl Config {
+    pub(crate) fn from_env(env: &Env) -> Config {
+        let mut key_error = None;
+        let trusted_keys = var(env, "TAILOR_TRUSTED_KEYS")
+            .map(|s| {
+                s.split([',', ' ', '\n'])
+                    .filter(|k| !k.is_empty())
+                    .filter_map(|k| match tailor::signing::PublicKey::from_text(k) {
+                        Ok(k) => Some(k),
+                        Err(e) => {
+                            key_error = Some(format!("TAILOR_TRUSTED_KEYS: {e}"));
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Config {
+            admin_token: var(env, "TAILOR_ADMIN_TOKEN"),
+            trusted_keys,
+            bundle_refresh_ms: num(env, "TAILOR_BUNDLE_REFRESH_MS", 10_000.0),
+            profile_timeout_ms: num(env, "TAILOR_PROFILE_TIMEOUT_MS", 100),
+            profile_cache_entries: num(env, "TAILOR_PROFILE_CACHE_ENTRIES", 2_000),
+            profile_cache_ttl_ms: num(env, "TAILOR_PROFILE_CACHE_TTL_MS", 10_000.0),
+            max_body_bytes: num(env, "TAILOR_MAX_BODY_BYTES", 1 << 20),
+            max_bundle_bytes: num(env, "TAILOR_MAX_BUNDLE_BYTES", 16 << 20),
+            max_events_per_batch: num(env, "TAILOR_MAX_EVENTS_PER_BATCH", 1_000),
+            limits: tailor::snapshot::ProfileLimits {
+                max_bytes: num(env, "TAILOR_MAX_PROFILE_BYTES", 64 << 10),
+                max_events_per_stream: num(env, "TAILOR_MAX_EVENTS_PER_STREAM", 200),
+            },
+            key_error,
+        }
+    }
+}
+
+/// What one isolate keeps between requests. Workers run one request at a time per isolate thread, and
+/// no borrow of this is held across an `.await`.
+#[derive(Default)]
+pub(crate) struct Isolate {
+    pub(crate) config: Option<Rc<Config>>,
+    pub(crate) bundles: bundles::Cache,
+    pub(crate) profiles: Option<lru::Lru<Rc<profiles::Cached>>>,
+    ua: Option<Rc<tailor::device::UaParser>>,
+    ua_cache: Option<lru::Lru<Rc<Device>>>,
+}
+
+thread_local! {
+    pub(crate) static ISOLATE: RefCell<Isolate> = RefCell::new(Isolate::default());
+}
+
+pub(crate) fn config(env: &Env) -> Rc<Config> {
+    ISOLATE.with(|i| {
+        let mut i = i.borrow_mut();
+        i.config
+            .get_or_insert_with(|| Rc::new(Config::from_env(env)))
+            .clone()
+    })
+}
+
+pub(crate) fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+pub(crate) fn rfc3339(ms: f64) -> String {
+    // Milliseconds since the epoch fit i64 for any date a host clock reports.
+    #[allow(clippy::cast_possible_truncation)]
+    let ms = ms as i64;
+    tailor::time::format_timestamp(ms)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    Ok(match route(req, &env, &ctx).await {
+        Ok(r) => r,
+        Err(f) => f.respond(),
+    })
+}
+
+async fn route(req: Request, env: &Env, ctx: &Context) -> Answer {
+    let path = req.path();
+    let method = req.method();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let cfg = config(env);
+    match (method, segments.as_slice()) {
+        (Method::Post, ["v1", "decide"]) => decide(req, env, ctx, &cfg).await,
+        (Method::Get, ["healthz"]) => healthz(env, &cfg).await,
+        (m, ["v1", "profiles", id]) => {
+            authorize(&req, &cfg)?;
+            let id = decode_id(id)?;
+            match m {
+                Method::Put => profiles::put(req, env, &cfg, &id).await,
+                Method::Get => profiles::get(env, &id).await,
+                Method::Delete => profiles::delete(env, &cfg, &id).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        (m, ["v1", "events"]) => {
+            authorize(&req, &cfg)?;
+            match m {
+                Method::Post => profiles::events(req, env, &cfg).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        (m, ["v1", "bundle"]) => {
+            authorize(&req, &cfg)?;
+            match m {
+                Method::Get => bundles::get(env, &cfg).await,
+                Method::Put => {
+                    let body = read_body(req, cfg.max_bundle_bytes).await?;
+                    bundles::deploy(env, &cfg, body).await
+                }
+                _ => Err(not_allowed()),
+            }
+        }
+        (m, ["v1", "bundle", "rollback"]) => {
+            authorize(&req, &cfg)?;
+            match m {
+                Method::Post => bundles::rollback(env, &cfg).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        (_, ["v1", "decide"]) | (_, ["healthz"]) => Err(not_allowed()),
+        _ => Err(Fail::new(
+            404,
+            "not_found",
+            "no such route; see the README for the API",
+        )),
+    }
+}
+
+fn not_allowed() -> Fail {
+    Fail::new(
+        405,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// Visitor ids arrive percent-encoded in the path.
+fn decode_id(raw: &str) -> Result<String, Fail> {
+    let id = js_sys::decode_uri_component(raw)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| Fail::new(400, "invalid_request", "the visitor id is not valid UTF-8"))?;
+    if id.is_empty() || id.len() > 256 {
+        return Err(Fail::new(
+            400,
+            "invalid_request",
+            "a visitor id is 1 to 256 bytes",
+        ));
+    }
+    Ok(id)
+}
+
+/// Admin and ingestion routes: `Authorization: Bearer <TAILOR_ADMIN_TOKEN>` (constant-time compare in
+/// the core). Without a configured token these routes are disabled.
+fn authorize(req: &Request, cfg: &Config) -> Result<(), Fail> {
+    let Some(token) = &cfg.admin_token else {
+        return Err(Fail::new(
+            403,
+            "forbidden",
+            "admin routes are disabled: set the TAILOR_ADMIN_TOKEN secret",
+        ));
+    };
+    let h = req.headers().get("authorization").ok().flatten();
+    match tailor::auth::check_bearer(h.as_deref(), token) {
+        tailor::auth::Auth::Granted => Ok(()),
+        tailor::auth::Auth::Missing => Err(Fail::new(
+            401,
+            "unauthorized",
+            "this route needs `Authorization: Bearer <token>`",
+        )),
+        tailor::auth::Auth::Denied => {
+            Err(Fail::new(403, "forbidden", "the bearer token is not valid"))
+        }
+    }
+}
+
+/// The body, refused with 413 past `limit` (by `Content-Length` before reading, and by what arrived).
+pub(crate) async fn read_body(mut req: Request, limit: usize) -> Result<Vec<u8>, Fail> {
+    let too_large = || {
+        Fail::new(
+            413,
+            "too_large",
+            format!("the request body is larger than this route accepts ({limit} bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let body = req.bytes().await?;
+    if body.len() > limit {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
+/// `X-Tailor-Preview-At`: decide as of another time, admin token only (as on the native server).
+fn preview_at(req: &Request, cfg: &Config) -> Result<Option<i64>, Fail> {
+    let Some(v) = req
+        .headers()
+        .get(tailor::wire::PREVIEW_HEADER)
+        .ok()
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    if authorize(req, cfg).is_err() {
+        return Err(Fail::new(
+            403,
+            "forbidden",
+            "`X-Tailor-Preview-At` needs the admin bearer token",
+        ));
+    }
+    tailor::time::parse_timestamp(&v).map(Some).ok_or_else(|| {
+        Fail::new(
+            400,
+            "invalid_request",
+            "`X-Tailor-Preview-At` must be an RFC 3339 timestamp",
+        )
+    })
+}
+
+/// `request.cf` as `geo.*`. Read field by field from the JS object: Cloudflare omits what it does not
+/// know, and a missing field must not fail the request (workers-rs' typed getters unwrap).
+fn geo_from_cf(req: &Request) -> Option<Geo> {
+    let cf = js_sys::Reflect::get(req.inner(), &"cf".into()).ok()?;
+    if !cf.is_object() {
+        return None;
+    }
+    let text = |k: &str| {
+        js_sys::Reflect::get(&cf, &k.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .filter(|s| !s.is_empty())
+    };
+    let number = |k: &str| {
+        js_sys::Reflect::get(&cf, &k.into()).ok().and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_string().and_then(|s| s.trim().parse().ok()))
+                .filter(|x: &f64| x.is_finite())
+        })
+    };
+    let geo = Geo {
+        country: text("country").filter(|c| c != "XX" && c != "T1"),
+        region: text("regionCode"),
+        city: text("city"),
+        postal: text("postalCode"),
+        latitude: number("latitude"),
+        longitude: number("longitude"),
+        time_zone: text("timezone"),
+        continent: text("continent"),
+        ..Geo::default()
+    };
+    (geo != Geo::default()).then_some(geo)
+}
+
+fn detect_device(headers: &BTreeMap<String, String>) -> Option<Device> {
+    let ua = tailor::wire::header(headers, "user-agent")?;
+    let mut key = String::with_capacity(ua.len() + 64);
+    key.push_str(ua);
+    for (k, v) in headers {
+        if k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch")) {
+            key.push('\u{1}');
+            key.push_str(&k.to_ascii_lowercase());
+            key.push('=');
+            key.push_str(v);
+        }
+    }
+    let now = now_ms();
+    let (hit, parser) = ISOLATE.with(|i| {
+        let mut i = i.borrow_mut();
+        let hit = i
+            .ua_cache
+            .get_or_insert_with(|| lru::Lru::new(1_024, f64::INFINITY))
+            .get(&key, now);
+        if hit.is_some() {
+            return (hit, None);
+        }
+        // Built on first use: an isolate that only sees requests with a device pays nothing.
+        if i.ua.is_none() {
+            i.ua = tailor::device::UaParser::builtin().ok().map(Rc::new);
+        }
+        (None, i.ua.clone())
+    });
+    if let Some(d) = hit {
+        return Some((*d).clone());
+    }
+    let d = tailor::device::detect(parser?.as_ref(), ua, headers).to_wire();
+    ISOLATE.with(|i| {
+        if let Some(c) = i.borrow_mut().ua_cache.as_mut() {
+            c.put(&key, Rc::new(d.clone()), now);
+        }
+    });
+    Some(d)
+}
+
+async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer {
+    let preview = preview_at(&req, cfg)?;
+    let mut http_headers = BTreeMap::new();
+    for (k, v) in req.headers().entries() {
+        if tailor::wire::forwarded_header(&k, false) {
+            http_headers.insert(k, v);
+        }
+    }
+    let cf_geo = geo_from_cf(&req);
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let body = read_body(req, cfg.max_body_bytes).await?;
+    let mut dreq: DecideRequest = serde_json::from_slice(&body).map_err(|e| {
+        Fail::new(
+            400,
+            "invalid_request",
+            format!("the request is not valid: {e}"),
+        )
+    })?;
+    let (dep, mut notes) = bundles::current(env, cfg).await?;
+    let engine = &dep.engine;
+    engine.validate(&dreq)?;
+    if dreq.visitor_id.as_ref().is_some_and(|v| v.len() > 256) {
+        return Err(Fail::new(
+            400,
+            "invalid_request",
+            "`visitor_id` is longer than 256 bytes",
+        ));
+    }
+    let c = &mut dreq.context;
+    for (k, v) in http_headers {
+        if tailor::wire::header(&c.headers, &k).is_none() {
+            c.headers.insert(k, v);
+        }
+    }
+    if c.ip.is_none() {
+        c.ip = ip;
+    }
+    if c.device.is_none() {
+        c.device = detect_device(&c.headers);
+    }
+    if c.geo.is_none() {
+        c.geo = cf_geo;
+    }
+    let visitor = match &dreq.visitor_id {
+        Some(id) => Some(profiles::for_decide(env, cfg, id, engine).await),
+        None => None,
+    };
+    let (profile, counts) = match &visitor {
+        Some(v) => {
+            notes.extend(v.note.clone());
+            (v.profile.clone(), v.counts())
+        }
+        None => (None, Vec::new()),
+    };
+    let now = preview.unwrap_or_else(|| {
+        #[allow(clippy::cast_possible_truncation)]
+        let ms = now_ms() as i64;
+        ms
+    });
+    let list: Vec<(&str, u32)> = counts.iter().map(|(e, n)| (e.as_str(), *n)).collect();
+    let mut resp = engine.decide_with_counts(&dreq, profile.as_deref(), now, &list);
+    resp.notes.extend(notes);
+    // Frequency caps: count this serve now in the isolate, and durably in the visitor's object after
+    // the response (a preview is a look, not a visit).
+    if let (Some(id), Some(v), None) = (&dreq.visitor_id, &visitor, preview) {
+        let capped: Vec<String> = resp
+            .decisions
+            .iter()
+            .filter(|d| d.reason == Reason::Matched)
+            .filter_map(|d| {
+                d.experience
+                    .as_ref()
+                    .filter(|e| engine.has_frequency_cap(&d.placement, e))
+                    .cloned()
+            })
+            .collect();
+        if !capped.is_empty() {
+            v.count(&capped);
+            let env2 = env.clone();
+            let id = id.clone();
+            ctx.wait_until(async move {
+                if let Err(f) = profiles::count_durably(&env2, &id, &capped).await {
+                    worker::console_error!("frequency-cap count not saved: {}", f.body.message);
+                }
+            });
+        }
+    }
+    Ok(json(200, &resp))
+}
+
+async fn healthz(env: &Env, cfg: &Config) -> Answer {
+    let state = bundles::health(env, cfg).await;
+    Ok(json(200, &state))
+}
