@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, lints, unit/integration/property/conformance/server tests, the
 # wasm32 build of the core with its purity guard, docs, `tailor check` on every bundle under rules/, the
-# tailor-wasm package in Node, and the fuzz targets' build.
+# tailor-wasm package in Node and headless Chromium, the Cloudflare Worker in workerd, and the fuzz
+# targets' build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,12 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
   (apt-get update -q && apt-get install -y -q chromium) >/dev/null || echo "could not install chromium; the playground test will fail" >&2
 fi
 (cd wasm/browser && node --test test/*.test.mjs)
+
+step "Cloudflare Worker: worker-build, then every route, KV failures and the conformance corpus against the native server, in workerd (Miniflare 4)"
+bash scripts/build-worker.sh
+# wrangler/Miniflare want Node >= 22: the npm `node` package provides it first on PATH.
+(export PATH="$PWD/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+ node --test wasm/worker/test/*.test.mjs)
 
 step "fuzz targets compile"
 cargo build -q --manifest-path fuzz/Cargo.toml --bins

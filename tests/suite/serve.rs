@@ -1009,3 +1009,53 @@ fn frequency_caps_count_the_servers_own_exposures() {
     );
     assert_eq!(hero(&s)["experience"], "vip-welcome-back");
 }
+
+#[test]
+fn preview_time_is_admin_only_and_has_no_side_effects() {
+    let data = temp_dir("preview");
+    let s = Server::start(&data, &["--bundle", "rules/retail"]);
+    let mut snap: Value = serde_json::from_slice(&example("big-spender.profile.json")).unwrap();
+    snap["visitor_id"] = json!("v-preview");
+    assert_eq!(
+        s.admin("PUT", "/v1/profiles/v-preview", snap.to_string().as_bytes())
+            .status,
+        200
+    );
+    let body = seoul_request("v-preview").to_string();
+    let auth = format!("Bearer {TOKEN}");
+    let at = |when: &str, token: Option<&str>| {
+        let mut h = vec![("X-Tailor-Preview-At", when)];
+        if let Some(t) = token {
+            h.push(("Authorization", t));
+        }
+        s.request("POST", "/v1/decide", &h, body.as_bytes())
+    };
+    // A visitor cannot look at a campaign before it starts.
+    let r = at("2026-12-03T10:00:00Z", None);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "forbidden");
+    assert_eq!(at("2026-12-03T10:00:00Z", Some("Bearer wrong")).status, 403);
+    assert_eq!(at("next tuesday", Some(&auth)).status, 400);
+    // The winter sale runs 1 Dec – 6 Jan (Asia/Seoul): in it, and before it (for a visitor the coffee
+    // reminder does not claim first).
+    let anon = seoul_request("v-no-profile").to_string();
+    let promo = |when: &str| {
+        let h = [
+            ("X-Tailor-Preview-At", when),
+            ("Authorization", auth.as_str()),
+        ];
+        let r = s.request("POST", "/v1/decide", &h, anon.as_bytes()).json();
+        decision(&r, "promo_strip")["experience"].clone()
+    };
+    assert_eq!(promo("2026-12-03T10:00:00Z"), "winter-sale");
+    assert_ne!(promo("2026-11-20T10:00:00Z"), "winter-sale");
+    // Previews count no exposures: 30 of them leave the VIP hero (cap 20, 3 seen) uncapped.
+    for _ in 0..30 {
+        let r = at("2026-12-03T10:00:00Z", Some(&auth)).json();
+        assert_eq!(decision(&r, "home_hero")["experience"], "vip-welcome-back");
+    }
+    assert_eq!(
+        decision(&s.decide(&seoul_request("v-preview")), "home_hero")["experience"],
+        "vip-welcome-back"
+    );
+}
