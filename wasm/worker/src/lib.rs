@@ -112,6 +112,8 @@ pub(crate) struct Config {
     pub(crate) limits: tailor::snapshot::ProfileLimits,
     /// A bad `TAILOR_TRUSTED_KEYS`: every bundle route refuses to run rather than run unverified.
     key_error: Option<String>,
+    /// `TAILOR_BENCH_ROUTES=1`: enable `POST /bench/decide` (admin token) for BENCHMARKS.md.
+    bench_routes: bool,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -160,6 +162,7 @@ impl Config {
                 max_events_per_stream: num(env, "TAILOR_MAX_EVENTS_PER_STREAM", 200),
             },
             key_error,
+            bench_routes: var(env, "TAILOR_BENCH_ROUTES").as_deref() == Some("1"),
         }
     }
 }
@@ -249,6 +252,10 @@ async fn route(req: Request, env: &Env, ctx: &Context) -> Answer {
                 Method::Post => bundles::rollback(env, &cfg).await,
                 _ => Err(not_allowed()),
             }
+        }
+        (Method::Post, ["bench", "decide"]) if cfg.bench_routes => {
+            authorize(&req, &cfg)?;
+            bench_decide(req, env, &cfg).await
         }
         (_, ["v1", "decide"]) | (_, ["healthz"]) => Err(not_allowed()),
         _ => Err(Fail::new(
@@ -525,4 +532,46 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
 async fn healthz(env: &Env, cfg: &Config) -> Answer {
     let state = bundles::health(env, cfg).await;
     Ok(json(200, &state))
+}
+
+/// `POST /bench/decide?n=N&now=MS` (only with `TAILOR_BENCH_ROUTES=1` and the admin token): N times what
+/// decide does per request once the bundle and profile are cached in the isolate (parse the body,
+/// validate, decide, serialize). Workers freeze the clock during execution, so the caller measures:
+/// (time for N) − (time for 0), divided by N, is the CPU time of one decide in workerd.
+async fn bench_decide(req: Request, env: &Env, cfg: &Config) -> Answer {
+    // The query by hand: `Request::url()` parses with the `url` crate, whose IDNA tables cost ~200 KB
+    // of wasm (measured) for two integers.
+    let href = req.inner().url();
+    let query = |name: &str| {
+        href.split_once('?').and_then(|(_, q)| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    let n: u32 = query("n")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .min(1_000_000);
+    let now: i64 = query("now").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let body = read_body(req, cfg.max_body_bytes).await?;
+    let (dep, _) = bundles::current(env, cfg).await?;
+    let engine = &dep.engine;
+    let first: DecideRequest = serde_json::from_slice(&body)
+        .map_err(|e| Fail::new(400, "invalid_request", e.to_string()))?;
+    let visitor = match &first.visitor_id {
+        Some(id) => Some(profiles::for_decide(env, cfg, id, engine).await),
+        None => None,
+    };
+    let profile = visitor.as_ref().and_then(|v| v.profile.clone());
+    let mut bytes = 0usize;
+    for _ in 0..n {
+        let r: DecideRequest = serde_json::from_slice(&body)
+            .map_err(|e| Fail::new(400, "invalid_request", e.to_string()))?;
+        engine.validate(&r)?;
+        let resp = engine.decide(&r, profile.as_deref(), now);
+        bytes += serde_json::to_vec(&resp).map(|v| v.len()).unwrap_or(0);
+    }
+    Ok(json(200, &serde_json::json!({ "n": n, "bytes": bytes })))
 }
