@@ -267,3 +267,91 @@ content = { in_app = true }
     req.context.device = Some(tailor::device::detect(&parser, ua, &BTreeMap::new()).to_wire());
     assert_eq!(engine.decide(&req, None, 0).decisions[0].experience, None);
 }
+
+/// The fast path must answer exactly what the rules answer, wherever it answers at all.
+#[test]
+fn fast_path_agrees_with_the_rules_on_every_uap_test_ua() {
+    let mut answered = 0;
+    for file in ["test_ua.json", "test_os.json", "test_device.json"] {
+        for c in cases(file) {
+            let ua = c["user_agent_string"].as_str().unwrap();
+            if let Some(fast) = tailor::device::fast_path(ua) {
+                assert_eq!(fast, parser().parse_rules(ua), "{ua}");
+                answered += 1;
+            }
+            assert_eq!(parser().parse(ua), parser().parse_rules(ua), "{ua}");
+        }
+    }
+    assert!(
+        answered > 0,
+        "the fast path answered none of the uap-core test UAs"
+    );
+}
+
+/// Real UAs of each fast shape (from the npm `user-agents` mix): the fast path takes them.
+#[test]
+fn fast_path_covers_the_common_shapes() {
+    let common = [
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    ];
+    for ua in common {
+        let fast = tailor::device::fast_path(ua).unwrap_or_else(|| panic!("not taken: {ua}"));
+        assert_eq!(fast, parser().parse_rules(ua), "{ua}");
+    }
+    // One more token, or a device model, goes to the rules.
+    for ua in [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 OPR/109.0.0.0",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Windows NT 6.1; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/109.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1 [FBAN/FBIOS]",
+    ] {
+        assert!(tailor::device::fast_path(ua).is_none(), "{ua}");
+    }
+}
+
+mod fast_path_properties {
+    use super::parser;
+    use proptest::prelude::*;
+
+    fn v(n: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(0u32..100_000, n)
+            .prop_map(|p| p.iter().map(u32::to_string).collect::<Vec<_>>().join("."))
+    }
+
+    fn ua() -> impl Strategy<Value = String> {
+        let mac = (10u32..16, 0u32..20, proptest::option::of(0u32..12))
+            .prop_map(|(a, b, c)| c.map_or(format!("{a}_{b}"), |c| format!("{a}_{b}_{c}")));
+        let ios = (7u32..30, 0u32..10, proptest::option::of(0u32..10))
+            .prop_map(|(a, b, c)| c.map_or(format!("{a}_{b}"), |c| format!("{a}_{b}_{c}")));
+        let safari = (1usize..4).prop_flat_map(v);
+        let mobile = "[0-9A-Z]{1,8}";
+        prop_oneof![
+            (mac.clone(), v(4)).prop_map(|(m, c)| format!("Mozilla/5.0 (Macintosh; Intel Mac OS X {m}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{c} Safari/537.36")),
+            (mac.clone(), v(4), v(4)).prop_map(|(m, c, e)| format!("Mozilla/5.0 (Macintosh; Intel Mac OS X {m}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{c} Safari/537.36 Edg/{e}")),
+            (mac, (2usize..4).prop_flat_map(v), safari.clone()).prop_map(|(m, s, w)| format!("Mozilla/5.0 (Macintosh; Intel Mac OS X {m}) AppleWebKit/{w} (KHTML, like Gecko) Version/{s} Safari/{w}")),
+            v(4).prop_map(|c| format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{c} Safari/537.36")),
+            (v(4), v(4)).prop_map(|(c, e)| format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{c} Safari/537.36 Edg/{e}")),
+            v(4).prop_map(|c| format!("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{c} Safari/537.36")),
+            (ios.clone(), (2usize..4).prop_flat_map(v), mobile, safari.clone()).prop_map(|(i, s, m, w)| format!("Mozilla/5.0 (iPhone; CPU iPhone OS {i} like Mac OS X) AppleWebKit/{w} (KHTML, like Gecko) Version/{s} Mobile/{m} Safari/604.1")),
+            (ios, v(4), mobile, safari).prop_map(|(i, c, m, w)| format!("Mozilla/5.0 (iPhone; CPU iPhone OS {i} like Mac OS X) AppleWebKit/{w} (KHTML, like Gecko) CriOS/{c} Mobile/{m} Safari/604.1")),
+            (1u32..40, v(4)).prop_map(|(a, c)| format!("Mozilla/5.0 (Linux; Android {a}; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{c} Mobile Safari/537.36")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn fast_path_equals_the_rules(ua in ua()) {
+            let fast = tailor::device::fast_path(&ua);
+            prop_assert!(fast.is_some(), "not taken: {}", ua);
+            prop_assert_eq!(fast.unwrap(), parser().parse_rules(&ua), "{}", ua);
+        }
+    }
+}

@@ -1053,6 +1053,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         None => None,
     };
     let ua = tailor::device::UaParser::builtin().map_err(|e| e.to_string())?;
+    // A long-running server loads the device rules now, not on the first uncommon User-Agent.
+    ua.preload();
     let (tx, rx) = mpsc::sync_channel(65_536);
     let st = Arc::new(AppState {
         store: store.clone(),

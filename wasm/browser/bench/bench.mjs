@@ -76,8 +76,15 @@ const ua0 = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/
 const t2 = performance.now();
 detectDevice(ua0);
 out.device_first_call_ms = +(performance.now() - t2).toFixed(1);
+// A UA outside the fast path's shapes: the first one loads the uap-core rules.
+const t3 = performance.now();
+detectDevice("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0");
+out.device_rules_load_first_uncommon_ua_ms = +(performance.now() - t3).toFixed(1);
 if (process.env.TAILOR_UA_MIX) {
-  const mix = JSON.parse(readFileSync(process.env.TAILOR_UA_MIX, "utf8")).map((x) => x.userAgent);
+  // Expanded by weight into a ~10,000-UA sample exactly as benches/device.rs does natively.
+  const list = JSON.parse(readFileSync(process.env.TAILOR_UA_MIX, "utf8"));
+  const total = list.reduce((a, x) => a + (x.weight ?? 0), 0);
+  const mix = list.flatMap((x) => Array(Math.max(1, Math.round(((x.weight ?? 0) / total) * 10_000))).fill(x.userAgent));
   for (const ua of mix) detectDevice(ua); // first pass compiles the rules the mix reaches
   const times = mix.map((ua) => {
     const t = process.hrtime.bigint();
