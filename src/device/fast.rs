@@ -24,10 +24,13 @@ impl<'a> Cur<'a> {
         Some(())
     }
 
-    /// `n` (min..=max) dot-separated (or `sep`-separated) runs of ASCII digits, each at most 12 long.
-    fn version(&mut self, sep: u8, min: usize, max: usize) -> Option<Vec<&'a str>> {
+    /// `min..=max` (at most 4) runs of ASCII digits separated by `sep`, each at most 12 long.
+    fn version(&mut self, sep: u8, min: usize, max: usize) -> Option<Version<'a>> {
         let b = self.s.as_bytes();
-        let mut parts = Vec::with_capacity(max);
+        let mut v = Version {
+            parts: [""; 4],
+            len: 0,
+        };
         let mut i = 0;
         loop {
             let start = i;
@@ -37,8 +40,9 @@ impl<'a> Cur<'a> {
             if i == start || i - start > 12 {
                 return None;
             }
-            parts.push(self.s.get(start..i)?);
-            if parts.len() < max
+            *v.parts.get_mut(v.len)? = self.s.get(start..i)?;
+            v.len += 1;
+            if v.len < max.min(4)
                 && b.get(i) == Some(&sep)
                 && b.get(i + 1).is_some_and(u8::is_ascii_digit)
             {
@@ -47,11 +51,11 @@ impl<'a> Cur<'a> {
             }
             break;
         }
-        if parts.len() < min {
+        if v.len < min {
             return None;
         }
         self.s = self.s.get(i..)?;
-        Some(parts)
+        Some(v)
     }
 
     /// A token of ASCII letters and digits (e.g. the `15E148` of `Mobile/15E148`).
@@ -69,11 +73,24 @@ impl<'a> Cur<'a> {
     }
 }
 
+/// Up to four version parts, without allocating.
+struct Version<'a> {
+    parts: [&'a str; 4],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Version<'a> {
+    type Target = [&'a str];
+    fn deref(&self) -> &[&'a str] {
+        self.parts.get(..self.len).unwrap_or_default()
+    }
+}
+
 enum Platform<'a> {
-    Mac(Vec<&'a str>),
+    Mac(Version<'a>),
     Windows10,
     Linux,
-    IPhone(Vec<&'a str>),
+    IPhone(Version<'a>),
     AndroidK(&'a str),
 }
 

@@ -603,7 +603,10 @@ impl Rules {
             .collect();
         let literal_count = literals.len();
         let automaton = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
+            // Literals are lowercase and `present` lowercases the UA: the same as ASCII case-insensitive
+            // matching, at half the build time (measured natively for 2,075 literals: 1.5 ms against
+            // 3.2 ms; the build dominates loading the rules). The non-contiguous NFA builds in 1.1 ms
+            // but made the rules path ~10 % slower per UA.
             .build(&literals)
             .map_err(|e| RulesError(format!("cannot build the literal prefilter: {e}")))?;
         Ok(Rules {
@@ -618,7 +621,8 @@ impl Rules {
     /// Which prefilter literals occur in `ua`.
     fn present(&self, ua: &str) -> Vec<bool> {
         let mut seen = vec![false; self.literal_count];
-        for m in self.literals.find_overlapping_iter(ua) {
+        let lower = ua.to_ascii_lowercase();
+        for m in self.literals.find_overlapping_iter(&lower) {
             if let Some(s) = seen.get_mut(m.pattern().as_usize()) {
                 *s = true;
             }

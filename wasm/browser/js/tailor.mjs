@@ -117,7 +117,13 @@ export function wrap(b) {
 
   /** The wire `device` object for a User-Agent and optional Client Hints headers. */
   function detectDevice(userAgent, headers = {}) {
-    return JSON.parse(call(() => b.detectDeviceJson(userAgent, JSON.stringify(headers))));
+    // No headers: skip serializing and parsing an empty object (the common call).
+    let h = "";
+    for (const _ in headers) {
+      h = JSON.stringify(headers);
+      break;
+    }
+    return JSON.parse(call(() => b.detectDeviceJson(userAgent, h)));
   }
 
   /** A MaxMind DB (City/Country, GeoLite2, DB-IP) from its bytes; `lookup(ip)` gives the wire `geo` or null. */
