@@ -196,6 +196,22 @@ pub struct DecideResponse {
     pub notes: Vec<String>,
 }
 
+impl DecideResponse {
+    /// Record a problem an adapter met outside the engine (e.g. the profile store failed, so the visitor
+    /// was decided without a profile): in `notes`, and in every decision's trace summary when the
+    /// request asked to explain, so a reader of one decision's trace sees it too.
+    pub fn add_note(&mut self, note: String) {
+        for d in &mut self.decisions {
+            if let Some(t) = &mut d.trace {
+                t.summary.push_str(" Note: ");
+                t.summary.push_str(&note);
+                t.summary.push('.');
+            }
+        }
+        self.notes.push(note);
+    }
+}
+
 /// Why a placement got its content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -430,7 +430,9 @@ async fn decide(
             .unwrap_or_default();
         engine.decide_with_counts(&req, profile.as_deref(), now, &list)
     };
-    resp.notes.extend(notes);
+    for n in notes {
+        resp.add_note(n);
+    }
     st.metrics.decisions(resp.decisions.iter().map(|d| {
         (
             d.placement.as_str(),

@@ -500,7 +500,9 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
     });
     let list: Vec<(&str, u32)> = counts.iter().map(|(e, n)| (e.as_str(), *n)).collect();
     let mut resp = engine.decide_with_counts(&dreq, profile.as_deref(), now, &list);
-    resp.notes.extend(notes);
+    for n in notes {
+        resp.add_note(n);
+    }
     // Frequency caps: count this serve now in the isolate, and durably in the visitor's object after
     // the response (a preview is a look, not a visit).
     if let (Some(id), Some(v), None) = (&dreq.visitor_id, &visitor, preview) {

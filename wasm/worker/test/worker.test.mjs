@@ -241,8 +241,10 @@ test("a profile store slower than TAILOR_PROFILE_TIMEOUT_MS gives a context-only
     // The writing isolate has the profile in its cache; a cold read elsewhere waits for the store.
     const cold = { ...seoul, visitor_id: "v-cold" };
     const t0 = Date.now();
-    const r = await slow.fetch("/v1/decide", { method: "POST", body: JSON.stringify(cold) }).then(json);
+    const r = await slow.fetch("/v1/decide", { method: "POST", body: JSON.stringify({ ...cold, explain: true }) }).then(json);
     assert.ok(Date.now() - t0 < 400, "decide waited for the slow store");
+    // The trace of each decision says so too.
+    assert.match(r.body.decisions[0].trace.summary, /Note: the profile store did not answer within 50 ms/);
     assert.equal(r.status, 200);
     assert.equal(r.body.decisions[0].experience, "gangnam-store");
     assert.ok((r.body.notes ?? []).some((n) => /did not answer within 50 ms; decided with context-only rules/.test(n)),
