@@ -276,13 +276,19 @@ pub(crate) struct Health {
     stale: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// Visitors in this isolate's profile cache.
+    /// Visitors in this isolate's profile cache, and their estimated bytes.
     profiles_cached: usize,
+    profiles_cached_bytes: usize,
 }
 
 /// `/healthz`: `ok`, `degraded` (serving a last good bundle because KV failed) or `no_bundle`.
 pub(crate) async fn health(env: &Env, cfg: &Config) -> Health {
-    let profiles_cached = ISOLATE.with(|i| i.borrow().profiles.as_ref().map_or(0, |l| l.len()));
+    let (profiles_cached, profiles_cached_bytes) = ISOLATE.with(|i| {
+        i.borrow()
+            .profiles
+            .as_ref()
+            .map_or((0, 0), |l| (l.len(), l.weight()))
+    });
     match current(env, cfg).await {
         Ok((a, _)) => {
             let stale = ISOLATE.with(|i| i.borrow().bundles.stale.clone());
@@ -292,6 +298,7 @@ pub(crate) async fn health(env: &Env, cfg: &Config) -> Health {
                 stale,
                 error: None,
                 profiles_cached,
+                profiles_cached_bytes,
             }
         }
         Err(f) => Health {
@@ -304,6 +311,7 @@ pub(crate) async fn health(env: &Env, cfg: &Config) -> Health {
             stale: None,
             error: Some(f.body.message),
             profiles_cached,
+            profiles_cached_bytes,
         },
     }
 }

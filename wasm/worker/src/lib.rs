@@ -105,6 +105,7 @@ pub(crate) struct Config {
     pub(crate) bundle_refresh_ms: f64,
     pub(crate) profile_timeout_ms: u64,
     pub(crate) profile_cache_entries: usize,
+    pub(crate) profile_cache_bytes: usize,
     pub(crate) profile_cache_ttl_ms: f64,
     max_body_bytes: usize,
     max_bundle_bytes: usize,
@@ -153,6 +154,7 @@ impl Config {
             bundle_refresh_ms: num(env, "TAILOR_BUNDLE_REFRESH_MS", 10_000.0),
             profile_timeout_ms: num(env, "TAILOR_PROFILE_TIMEOUT_MS", 100),
             profile_cache_entries: num(env, "TAILOR_PROFILE_CACHE_ENTRIES", 2_000),
+            profile_cache_bytes: num(env, "TAILOR_PROFILE_CACHE_BYTES", 16 << 20),
             profile_cache_ttl_ms: num(env, "TAILOR_PROFILE_CACHE_TTL_MS", 10_000.0),
             max_body_bytes: num(env, "TAILOR_MAX_BODY_BYTES", 1 << 20),
             max_bundle_bytes: num(env, "TAILOR_MAX_BUNDLE_BYTES", 16 << 20),
@@ -416,7 +418,7 @@ fn detect_device(headers: &BTreeMap<String, String>) -> Option<Device> {
         let mut i = i.borrow_mut();
         let hit = i
             .ua_cache
-            .get_or_insert_with(|| lru::Lru::new(1_024, f64::INFINITY))
+            .get_or_insert_with(|| lru::Lru::new(1_024, usize::MAX, f64::INFINITY))
             .get(&key, now);
         if hit.is_some() {
             return (hit, None);
@@ -433,7 +435,7 @@ fn detect_device(headers: &BTreeMap<String, String>) -> Option<Device> {
     let d = tailor::device::detect(parser?.as_ref(), ua, headers).to_wire();
     ISOLATE.with(|i| {
         if let Some(c) = i.borrow_mut().ua_cache.as_mut() {
-            c.put(&key, Rc::new(d.clone()), now);
+            c.put(&key, Rc::new(d.clone()), 0, now);
         }
     });
     Some(d)

@@ -318,3 +318,22 @@ test("unknown routes 404, wrong methods 405", async () => {
   assert.equal(r.status, 405);
   assert.equal((await r.json()).code, "method_not_allowed");
 });
+
+test("the isolate's profile cache stays within TAILOR_PROFILE_CACHE_BYTES", async () => {
+  const small = startWorker({ TAILOR_PROFILE_CACHE_BYTES: "30000" });
+  try {
+    assert.equal((await small.fetch("/v1/bundle", { method: "PUT", body: retail, headers: admin() })).status, 200);
+    for (let i = 0; i < 8; i++) {
+      const r = await small.fetch(`/v1/profiles/v-${i}`, { method: "PUT", body: JSON.stringify(bigSpender), headers: admin() });
+      assert.equal(r.status, 200);
+    }
+    const h = await small.fetch("/healthz").then(json);
+    assert.ok(h.body.profiles_cached >= 1 && h.body.profiles_cached < 8, JSON.stringify(h.body));
+    assert.ok(h.body.profiles_cached_bytes <= 30000, JSON.stringify(h.body));
+    // Evicted visitors are read back from KV.
+    const r = await small.fetch("/v1/decide", { method: "POST", body: JSON.stringify({ ...seoul, visitor_id: "v-0" }) }).then(json);
+    assert.equal(r.body.decisions[0].experience, "vip-welcome-back");
+  } finally {
+    await small.dispose();
+  }
+});
