@@ -115,6 +115,8 @@ pub(crate) struct Config {
     key_error: Option<String>,
     /// `TAILOR_BENCH_ROUTES=1`: enable `POST /bench/decide` (admin token) for BENCHMARKS.md.
     bench_routes: bool,
+    /// `TAILOR_CORS_ORIGINS`: origins allowed to call from a browser (comma-separated; `*` for any).
+    cors_origins: Vec<String>,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -165,6 +167,14 @@ impl Config {
             },
             key_error,
             bench_routes: var(env, "TAILOR_BENCH_ROUTES").as_deref() == Some("1"),
+            cors_origins: var(env, "TAILOR_CORS_ORIGINS")
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -206,10 +216,47 @@ pub(crate) fn rfc3339(ms: f64) -> String {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    Ok(match route(req, &env, &ctx).await {
+    let cfg = config(&env);
+    // CORS as on the native server: allowed origins get the headers (and preflights a 204); others get
+    // neither, and the browser refuses the answer.
+    let origin = req
+        .headers()
+        .get("origin")
+        .ok()
+        .flatten()
+        .filter(|o| cfg.cors_origins.iter().any(|a| a == "*" || a == o));
+    if req.method() == Method::Options {
+        let r = Response::builder().with_status(204).fixed(Vec::new());
+        if let Some(o) = &origin {
+            let h = r.headers();
+            let _ = h.set("access-control-allow-methods", "GET,POST,PUT,DELETE");
+            let _ = h.set(
+                "access-control-allow-headers",
+                "content-type,authorization,x-request-id",
+            );
+            let _ = h.set("access-control-max-age", "600");
+            allow_origin(&r, o, &cfg);
+        }
+        return Ok(r);
+    }
+    let r = match route(req, &env, &ctx).await {
         Ok(r) => r,
         Err(f) => f.respond(),
-    })
+    };
+    if let Some(o) = &origin {
+        allow_origin(&r, o, &cfg);
+    }
+    Ok(r)
+}
+
+fn allow_origin(r: &Response, origin: &str, cfg: &Config) {
+    let h = r.headers();
+    if cfg.cors_origins.iter().any(|a| a == "*") {
+        let _ = h.set("access-control-allow-origin", "*");
+    } else {
+        let _ = h.set("access-control-allow-origin", origin);
+        let _ = h.set("vary", "origin");
+    }
 }
 
 async fn route(req: Request, env: &Env, ctx: &Context) -> Answer {

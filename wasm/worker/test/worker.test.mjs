@@ -337,3 +337,25 @@ test("the isolate's profile cache stays within TAILOR_PROFILE_CACHE_BYTES", asyn
     await small.dispose();
   }
 });
+
+test("CORS: allowed origins get the headers and preflights, others nothing", async () => {
+  const c = startWorker({ TAILOR_CORS_ORIGINS: "https://shop.example" });
+  try {
+    const pre = (origin) => c.fetch("/v1/decide", {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    const ok = await pre("https://shop.example");
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers.get("access-control-allow-origin"), "https://shop.example");
+    assert.match(ok.headers.get("access-control-allow-methods"), /POST/);
+    const no = await pre("https://evil.example");
+    assert.equal(no.headers.get("access-control-allow-origin"), null);
+    const r = await c.fetch("/healthz", { headers: { origin: "https://shop.example" } });
+    assert.equal(r.headers.get("access-control-allow-origin"), "https://shop.example");
+    assert.equal(r.headers.get("content-type"), "application/json");
+    await r.arrayBuffer();
+  } finally {
+    await c.dispose();
+  }
+});
