@@ -137,7 +137,7 @@ struct Rule {
     /// Prefilter: the rule can only match when, for every clause, one of its literal ids occurs.
     /// No clauses: always try it.
     clauses: Vec<Vec<usize>>,
-    compiled: OnceLock<Option<regex::Regex>>,
+    compiled: OnceLock<Option<regex::bytes::Regex>>,
 }
 
 impl Rule {
@@ -147,12 +147,19 @@ impl Rule {
             .all(|c| c.iter().any(|&l| present.get(l).copied().unwrap_or(true)))
     }
 
-    fn regex(&self) -> Option<&regex::Regex> {
+    fn regex(&self) -> Option<&regex::bytes::Regex> {
         self.compiled
             .get_or_init(|| {
                 // uap's crawler-name alternation compiles to ~6 MB; the prefilter keeps it from being
                 // compiled at all unless a UA contains one of its names.
-                regex::RegexBuilder::new(&ascii_classes(&self.pattern))
+                //
+                // ASCII semantics over bytes (`unicode(false)`): `.`, classes and case-insensitivity
+                // are ASCII, non-ASCII text matches byte by byte. Measured natively, compiling all
+                // 1,196 rules takes 66 ms this way against 275 ms with Unicode semantics, which is what
+                // the first uncommon UA pays in a fresh wasm instance; the uap-core test files still
+                // pass 100 % (tests/suite/device.rs).
+                regex::bytes::RegexBuilder::new(&ascii_classes(&self.pattern))
+                    .unicode(false)
                     .case_insensitive(self.case_insensitive)
                     .size_limit(32 << 20)
                     .build()
@@ -634,7 +641,8 @@ impl Rules {
         rules: &'r [Rule],
         ua: &'u str,
         present: &[bool],
-    ) -> Option<(&'r Rule, regex::Captures<'u>)> {
+    ) -> Option<(&'r Rule, regex::bytes::Captures<'u>)> {
+        let ua = ua.as_bytes();
         rules.iter().find_map(|r| {
             if !r.passes(present) {
                 return None;
@@ -705,18 +713,27 @@ impl Rules {
 
 /// Output field `i` of a matched rule: its replacement with `$1`…`$9` expanded, else capture `group`;
 /// trimmed, absent when empty.
-fn field(r: &Rule, i: usize, c: &regex::Captures<'_>, group: Option<usize>) -> Option<String> {
+fn field(
+    r: &Rule,
+    i: usize,
+    c: &regex::bytes::Captures<'_>,
+    group: Option<usize>,
+) -> Option<String> {
     let out = match r.replacements.get(i).and_then(Option::as_ref) {
         Some(template) => expand(template, c),
-        None => group
-            .and_then(|g| c.get(g))
-            .map(|m| m.as_str().to_string())?,
+        None => group.and_then(|g| c.get(g)).map(|m| text(m.as_bytes()))?,
     };
     let t = out.trim();
     (!t.is_empty()).then(|| t.to_string())
 }
 
-fn expand(template: &str, c: &regex::Captures<'_>) -> String {
+/// A capture as text. Captures of a `&str` split only inside non-ASCII text matched byte by byte; such a
+/// split is replaced with U+FFFD rather than failing.
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn expand(template: &str, c: &regex::bytes::Captures<'_>) -> String {
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
     while let Some(ch) = chars.next() {
@@ -727,7 +744,10 @@ fn expand(template: &str, c: &regex::Captures<'_>) -> String {
                 .filter(|d| *d >= 1)
             {
                 chars.next();
-                out.push_str(c.get(d as usize).map_or("", |m| m.as_str()));
+                out.push_str(
+                    &c.get(d as usize)
+                        .map_or(String::new(), |m| text(m.as_bytes())),
+                );
                 continue;
             }
         }

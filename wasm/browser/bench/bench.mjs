@@ -76,6 +76,24 @@ const ua0 = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/
 const t2 = performance.now();
 detectDevice(ua0);
 out.device_first_call_ms = +(performance.now() - t2).toFixed(1);
+// Cold: a fresh Node process per run (module instantiated, nothing else done), first a common UA, then a
+// UA outside the fast path's shapes (loads the uap-core rules and compiles the rules it reaches).
+{
+  const script = `
+    const { performance } = require("node:perf_hooks");
+    import(${JSON.stringify(join(root, "wasm/browser/js/node.mjs"))}).then(({ detectDevice }) => {
+      let t = performance.now();
+      detectDevice(${JSON.stringify(ua0)});
+      const fast = performance.now() - t;
+      t = performance.now();
+      detectDevice("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0");
+      console.log(JSON.stringify([fast, performance.now() - t]));
+    });`;
+  const runs = Array.from({ length: 7 }, () => JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8" })));
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  out.device_cold_process_first_common_ua_ms = +med(runs.map((r) => r[0])).toFixed(1);
+  out.device_cold_process_first_uncommon_ua_ms = +med(runs.map((r) => r[1])).toFixed(1);
+}
 // A UA outside the fast path's shapes: the first one loads the uap-core rules.
 const t3 = performance.now();
 detectDevice("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0");
