@@ -224,7 +224,7 @@ fn ascii_classes(pattern: &str) -> String {
     out
 }
 
-/// Device detection: the [`fast`] path for the common User-Agent shapes, then the uap-core rules.
+/// Device detection: the fast path ([`fast_path`]) for the common User-Agent shapes, then the uap-core rules.
 ///
 /// With the embedded rules ([`UaParser::builtin`]) the rules are loaded on the first User-Agent the fast
 /// path does not answer, so a process (or Worker isolate) whose traffic is mostly common browsers starts
