@@ -77,18 +77,25 @@ fn install(engine: Rc<Engine>, entry: Entry) -> Rc<Active> {
     a
 }
 
-async fn read_pointer(env: &Env) -> Result<Option<Pointer>, Fail> {
-    let kv = env.kv(NAMESPACE)?;
-    let Some(text) = kv.get(POINTER).text().await? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
+async fn read_pointer_text(env: &Env) -> Result<Option<String>, Fail> {
+    Ok(env.kv(NAMESPACE)?.get(POINTER).text().await?)
+}
+
+fn parse_pointer(text: &str) -> Result<Pointer, Fail> {
+    serde_json::from_str(text).map_err(|e| {
         Fail::new(
             503,
             "unavailable",
             format!("the `{POINTER}` bundle pointer in KV is not valid: {e}"),
         )
     })
+}
+
+async fn read_pointer(env: &Env) -> Result<Option<Pointer>, Fail> {
+    read_pointer_text(env)
+        .await?
+        .map(|t| parse_pointer(&t))
+        .transpose()
 }
 
 fn compile(artifact: &[u8], cfg: &Config) -> Result<Engine, Fail> {
@@ -190,11 +197,21 @@ pub(crate) async fn current(env: &Env, cfg: &Config) -> Result<(Rc<Active>, Vec<
 /// `PUT /v1/bundle`.
 pub(crate) async fn deploy(env: &Env, cfg: &Config, artifact: Vec<u8>) -> Answer {
     let engine = compile(&artifact, cfg)?;
-    // A pointer that cannot be parsed is replaced (with no history) rather than blocking every deploy.
-    let prev = match read_pointer(env).await {
-        Ok(p) => p,
-        Err(f) if f.body.code == "unavailable" => None,
-        Err(f) => return Err(f),
+    // A pointer that cannot be parsed is replaced (with no history) rather than blocking every deploy;
+    // a pointer that cannot be *read* refuses the deploy (503), so a passing KV fault never erases the
+    // rollback history.
+    let prev = match read_pointer_text(env).await? {
+        None => None,
+        Some(t) => match parse_pointer(&t) {
+            Ok(p) => Some(p),
+            Err(f) => {
+                worker::console_error!(
+                    "replacing an unreadable bundle pointer: {}",
+                    f.body.message
+                );
+                None
+            }
+        },
     };
     let b = engine.bundle();
     let entry = Entry {

@@ -359,3 +359,17 @@ test("CORS: allowed origins get the headers and preflights, others nothing", asy
     await c.dispose();
   }
 });
+
+test("a deploy over an unparseable pointer starts a fresh history", async () => {
+  const f = startWorker();
+  try {
+    await (await f.kv("TAILOR_BUNDLES")).put("active", "{ broken");
+    const d = await f.fetch("/v1/bundle", { method: "PUT", body: retail, headers: admin() }).then(json);
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    assert.equal(d.body.deployment, 1);
+    const r = await f.fetch("/v1/bundle/rollback", { method: "POST", headers: admin() }).then(json);
+    assert.equal(r.status, 409);
+  } finally {
+    await f.dispose();
+  }
+});
