@@ -40,6 +40,27 @@ fn traffic() -> Vec<String> {
     }
 }
 
+/// Time `f` on each UA (20 calls after the warm-up pass) and print the median, p90 and p99 over UAs.
+fn per_ua(label: &str, uas: &[String], f: impl Fn(&str)) {
+    let mut per: Vec<f64> = uas
+        .iter()
+        .map(|ua| {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                f(black_box(ua));
+            }
+            t.elapsed().as_secs_f64() * 1e9 / 20.0
+        })
+        .collect();
+    per.sort_by(f64::total_cmp);
+    eprintln!(
+        "{label}: median {:.0} ns, p90 {:.0} ns, p99 {:.0} ns",
+        per[per.len() / 2],
+        per[per.len() * 9 / 10],
+        per[per.len() * 99 / 100]
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let t = std::time::Instant::now();
     let parser = UaParser::builtin().unwrap();
@@ -86,41 +107,13 @@ fn bench(c: &mut Criterion) {
         uas.len(),
         t.elapsed()
     );
-    let mut per: Vec<f64> = uas
-        .iter()
-        .map(|ua| {
-            let t = std::time::Instant::now();
-            for _ in 0..20 {
-                black_box(detect(&parser, black_box(ua), &h));
-            }
-            t.elapsed().as_secs_f64() * 1e9 / 20.0
-        })
-        .collect();
-    per.sort_by(f64::total_cmp);
-    eprintln!(
-        "per UA: median {:.0} ns, p90 {:.0} ns, p99 {:.0} ns",
-        per[per.len() / 2],
-        per[per.len() * 9 / 10],
-        per[per.len() * 99 / 100]
-    );
+    per_ua("per UA", &uas, |ua| {
+        black_box(detect(&parser, ua, &h));
+    });
     // The same UAs through the rules alone (no fast path), for the side-by-side figure.
-    let mut rules: Vec<f64> = uas
-        .iter()
-        .map(|ua| {
-            let t = std::time::Instant::now();
-            for _ in 0..20 {
-                black_box(parser.parse_rules(black_box(ua)));
-            }
-            t.elapsed().as_secs_f64() * 1e9 / 20.0
-        })
-        .collect();
-    rules.sort_by(f64::total_cmp);
-    eprintln!(
-        "rules alone per UA: median {:.0} ns, p90 {:.0} ns, p99 {:.0} ns",
-        rules[rules.len() / 2],
-        rules[rules.len() * 9 / 10],
-        rules[rules.len() * 99 / 100]
-    );
+    per_ua("rules alone per UA", &uas, |ua| {
+        black_box(parser.parse_rules(ua));
+    });
     let mut i = 0;
     c.bench_function("device/detect, traffic mix", |b| {
         b.iter(|| {

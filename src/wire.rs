@@ -13,6 +13,32 @@ use std::sync::Arc;
 /// Preview decisions have no side effects (no exposure log, no frequency-cap count).
 pub const PREVIEW_HEADER: &str = "x-tailor-preview-at";
 
+/// The time an admin asked to decide as of: `Ok(None)` without the [`PREVIEW_HEADER`]; `forbidden`
+/// unless `authorization` carries `admin_token`; `invalid_request` unless the value is RFC 3339.
+pub fn preview_time(
+    value: Option<&str>,
+    authorization: Option<&str>,
+    admin_token: Option<&str>,
+) -> Result<Option<i64>, ErrorResponse> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let granted = admin_token
+        .is_some_and(|t| crate::auth::check_bearer(authorization, t) == crate::auth::Auth::Granted);
+    if !granted {
+        return Err(ErrorResponse::new(
+            "forbidden",
+            "`X-Tailor-Preview-At` needs the admin bearer token",
+        ));
+    }
+    crate::time::parse_timestamp(v).map(Some).ok_or_else(|| {
+        ErrorResponse::new(
+            "invalid_request",
+            "`X-Tailor-Preview-At` must be an RFC 3339 timestamp",
+        )
+    })
+}
+
 /// `POST /v1/decide` body and `tailor decide --request` file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -134,6 +134,23 @@ fn contains_any(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
 }
 
+/// The key under which adapters cache [`detect`]'s answer: the User-Agent plus every Client Hint
+/// (`Sec-CH-*`, names lowercased). `None` without a User-Agent.
+pub fn cache_key(headers: &BTreeMap<String, String>) -> Option<(&str, String)> {
+    let ua = crate::wire::header(headers, "user-agent")?;
+    let mut key = String::with_capacity(ua.len() + 64);
+    key.push_str(ua);
+    for (k, v) in headers {
+        if k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch")) {
+            key.push('\u{1}');
+            key.push_str(&k.to_ascii_lowercase());
+            key.push('=');
+            key.push_str(v);
+        }
+    }
+    Some((ua, key))
+}
+
 /// Detect from a User-Agent and the request headers (Client Hints, `X-Requested-With`).
 pub fn detect(parser: &UaParser, user_agent: &str, headers: &BTreeMap<String, String>) -> Detected {
     let (mut browser, mut os, mut device) = parser.parse(user_agent);

@@ -151,14 +151,8 @@ pub(crate) fn parse(ua: &str) -> Option<(UserAgent, Os, Hardware)> {
     };
     let (browser, os, hw) = match p {
         Platform::Mac(v) => {
-            let b = if c.lit("Chrome/").is_some() {
-                let chrome = c.version(b'.', 4, 4)?;
-                c.lit(" Safari/537.36")?;
-                if c.lit(" Edg/").is_some() {
-                    browser("Edge", &c.version(b'.', 4, 4)?)
-                } else {
-                    browser("Chrome", &chrome)
-                }
+            let b = if c.s.starts_with("Chrome/") {
+                chrome(&mut c, true)?
             } else {
                 c.lit("Version/")?;
                 let safari = c.version(b'.', 2, 3)?;
@@ -168,27 +162,8 @@ pub(crate) fn parse(ua: &str) -> Option<(UserAgent, Os, Hardware)> {
             };
             (b, os("Mac OS X", &v), apple("Mac"))
         }
-        Platform::Windows10 | Platform::Linux => {
-            c.lit("Chrome/")?;
-            let chrome = c.version(b'.', 4, 4)?;
-            c.lit(" Safari/537.36")?;
-            let windows = matches!(p, Platform::Windows10);
-            let b = if windows && c.lit(" Edg/").is_some() {
-                browser("Edge", &c.version(b'.', 4, 4)?)
-            } else {
-                browser("Chrome", &chrome)
-            };
-            let o = if windows {
-                Os {
-                    family: "Windows".into(),
-                    major: s("10"),
-                    ..Os::default()
-                }
-            } else {
-                os("Linux", &[])
-            };
-            (b, o, other)
-        }
+        Platform::Windows10 => (chrome(&mut c, true)?, os("Windows", &["10"]), other),
+        Platform::Linux => (chrome(&mut c, false)?, os("Linux", &[]), other),
         Platform::IPhone(v) => {
             let b = if c.lit("CriOS/").is_some() {
                 browser("Chrome Mobile iOS", &c.version(b'.', 4, 4)?)
@@ -219,6 +194,18 @@ pub(crate) fn parse(ua: &str) -> Option<(UserAgent, Os, Hardware)> {
     };
     c.end()?;
     Some((browser, os, hw))
+}
+
+/// `Chrome/<v> Safari/537.36`, and with `edge`, an optional ` Edg/<v>` that makes it Edge.
+fn chrome(c: &mut Cur<'_>, edge: bool) -> Option<UserAgent> {
+    c.lit("Chrome/")?;
+    let chrome = c.version(b'.', 4, 4)?;
+    c.lit(" Safari/537.36")?;
+    Some(if edge && c.lit(" Edg/").is_some() {
+        browser("Edge", &c.version(b'.', 4, 4)?)
+    } else {
+        browser("Chrome", &chrome)
+    })
 }
 
 fn os(family: &str, v: &[&str]) -> Os {

@@ -262,17 +262,7 @@ impl AppState {
     }
 
     fn detect_device(&self, headers: &BTreeMap<String, String>) -> Option<Device> {
-        let ua = header(headers, "user-agent")?;
-        let mut key = String::with_capacity(ua.len() + 64);
-        key.push_str(ua);
-        for (k, v) in headers {
-            if k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch")) {
-                key.push('\u{1}');
-                key.push_str(&k.to_ascii_lowercase());
-                key.push('=');
-                key.push_str(v);
-            }
-        }
+        let (ua, key) = tailor::device::cache_key(headers)?;
         if let Some(d) = self.ua_cache.get(&key) {
             return Some((*d).clone());
         }
@@ -478,34 +468,12 @@ async fn decide(
 /// to run the conformance corpus through every runtime). Only with the admin token: a visitor must not
 /// be able to see a campaign before it starts.
 fn preview_at(st: &AppState, h: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(v) = h.get(tailor::wire::PREVIEW_HEADER) else {
-        return Ok(None);
-    };
-    let auth = h
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let granted = st
-        .cfg
-        .admin_token
-        .as_deref()
-        .is_some_and(|t| tailor::auth::check_bearer(auth, t) == tailor::auth::Auth::Granted);
-    if !granted {
-        return Err(ApiError::new(
-            403,
-            "forbidden",
-            "`X-Tailor-Preview-At` needs the admin bearer token",
-        ));
-    }
-    v.to_str()
-        .ok()
-        .and_then(tailor::time::parse_timestamp)
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_request",
-                "`X-Tailor-Preview-At` must be an RFC 3339 timestamp",
-            )
-        })
+    let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or_default());
+    Ok(tailor::wire::preview_time(
+        text(tailor::wire::PREVIEW_HEADER),
+        text(axum::http::header::AUTHORIZATION.as_str()),
+        st.cfg.admin_token.as_deref(),
+    )?)
 }
 
 /// A SQLite read for the decide path on the blocking pool, under a reader permit: a burst of cache misses

@@ -390,28 +390,12 @@ pub(crate) async fn read_body(mut req: Request, limit: usize) -> Result<Vec<u8>,
 
 /// `X-Tailor-Preview-At`: decide as of another time, admin token only (as on the native server).
 fn preview_at(req: &Request, cfg: &Config) -> Result<Option<i64>, Fail> {
-    let Some(v) = req
-        .headers()
-        .get(tailor::wire::PREVIEW_HEADER)
-        .ok()
-        .flatten()
-    else {
-        return Ok(None);
-    };
-    if authorize(req, cfg).is_err() {
-        return Err(Fail::new(
-            403,
-            "forbidden",
-            "`X-Tailor-Preview-At` needs the admin bearer token",
-        ));
-    }
-    tailor::time::parse_timestamp(&v).map(Some).ok_or_else(|| {
-        Fail::new(
-            400,
-            "invalid_request",
-            "`X-Tailor-Preview-At` must be an RFC 3339 timestamp",
-        )
-    })
+    let text = |name: &str| req.headers().get(name).ok().flatten();
+    Ok(tailor::wire::preview_time(
+        text(tailor::wire::PREVIEW_HEADER).as_deref(),
+        text("authorization").as_deref(),
+        cfg.admin_token.as_deref(),
+    )?)
 }
 
 /// `request.cf` as `geo.*`. Read field by field from the JS object: Cloudflare omits what it does not
@@ -449,17 +433,7 @@ fn geo_from_cf(req: &Request) -> Option<Geo> {
 }
 
 fn detect_device(headers: &BTreeMap<String, String>) -> Option<Device> {
-    let ua = tailor::wire::header(headers, "user-agent")?;
-    let mut key = String::with_capacity(ua.len() + 64);
-    key.push_str(ua);
-    for (k, v) in headers {
-        if k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch")) {
-            key.push('\u{1}');
-            key.push_str(&k.to_ascii_lowercase());
-            key.push('=');
-            key.push_str(v);
-        }
-    }
+    let (ua, key) = tailor::device::cache_key(headers)?;
     let now = now_ms();
     let (hit, parser) = ISOLATE.with(|i| {
         let mut i = i.borrow_mut();
