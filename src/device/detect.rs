@@ -134,14 +134,19 @@ fn contains_any(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.contains(n))
 }
 
-/// The key under which adapters cache [`detect`]'s answer: the User-Agent plus every Client Hint
-/// (`Sec-CH-*`, names lowercased). `None` without a User-Agent.
+/// The key under which adapters cache [`detect`]'s answer: the User-Agent plus every other header
+/// [`detect`] reads — each Client Hint (`Sec-CH-*`) and `X-Requested-With` — names lowercased.
+/// `None` without a User-Agent.
+///
+/// Invariant: every header `detect` reads is in the key, or two visitors with the same User-Agent
+/// would share one answer (e.g. two Android apps' web views would get the first one's `device.app`).
 pub fn cache_key(headers: &BTreeMap<String, String>) -> Option<(&str, String)> {
     let ua = crate::wire::header(headers, "user-agent")?;
     let mut key = String::with_capacity(ua.len() + 64);
     key.push_str(ua);
     for (k, v) in headers {
-        if k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch")) {
+        let hint = k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch"));
+        if hint || k.eq_ignore_ascii_case("x-requested-with") {
             key.push('\u{1}');
             key.push_str(&k.to_ascii_lowercase());
             key.push('=');

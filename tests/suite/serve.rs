@@ -1059,3 +1059,47 @@ fn preview_time_is_admin_only_and_has_no_side_effects() {
         "vip-welcome-back"
     );
 }
+
+/// The server caches device detection per User-Agent; two Android apps' web views that share one
+/// User-Agent must still be told apart by `X-Requested-With` (it is part of the cache key).
+#[test]
+fn device_cache_tells_app_web_views_apart() {
+    let dir = temp_dir("apps-bundle");
+    std::fs::write(
+        dir.join("bundle.toml"),
+        r#"
+[bundle]
+id = "apps"
+version = "1"
+
+[placements.banner]
+default = { in_app = false }
+
+[[placements.banner.experiences]]
+id = "shop-app"
+audience = 'device.app == "com.example.shop"'
+requires_visitor_id = false
+content = { in_app = true }
+"#,
+    )
+    .unwrap();
+    let data = temp_dir("apps");
+    let s = Server::start(&data, &["--bundle", dir.to_str().unwrap()]);
+    let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.193 Mobile Safari/537.36";
+    let body = json!({"placements": ["banner"], "explain": true}).to_string();
+    let banner = |app: Option<&str>| {
+        let mut h = vec![("User-Agent", ua)];
+        if let Some(a) = app {
+            h.push(("X-Requested-With", a));
+        }
+        let r = s.request("POST", "/v1/decide", &h, body.as_bytes());
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        decision(&r.json(), "banner")["content"]["in_app"].clone()
+    };
+    // Each answer is asked twice, so the second one comes from the cache.
+    for _ in 0..2 {
+        assert_eq!(banner(Some("com.example.shop")), json!(true));
+        assert_eq!(banner(Some("com.other.news")), json!(false));
+        assert_eq!(banner(None), json!(false));
+    }
+}
