@@ -14,7 +14,7 @@
 //! match and the trace says why; it never fails the decision.
 
 use crate::schema::{Builtin, EventKind, PathKey, Schema, Type};
-use crate::value::{Value, Version};
+use crate::value::{Val, Value, Version};
 use crate::wire::DecideRequest;
 use scan::{Kind, Scanner};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -29,19 +29,66 @@ pub const MAX_EVENTS_PER_KIND: usize = 10_000;
 /// Event rows of one kind, sorted by time (oldest first).
 ///
 /// Cells are stored row-major in one vector (`width` declared fields per row) rather than one vector per
-/// column: one growth check per row and one permutation when re-sorting. Measured on the 30-purchase
-/// benchmark profile: decoding went from 7.5 to 6.7 µs.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// column: one growth check per row and one permutation when re-sorting. A cell is a 16-byte `Copy` value
+/// without a destructor: strings are byte spans into one text arena per table (repeated values such as
+/// categories share a span), and the rare versions and lists live in a side vector. Measured with
+/// callgrind on the 30-purchase benchmark profile: a cell of `Value` (an `Arc<str>` per string, a
+/// refcount per interned copy, a destructor per cell) cost ~9k of the decode's 85k instructions in
+/// row set-up, stores and drops.
+#[derive(Clone, Debug, Default)]
 pub struct EventTable {
     /// `at` of each event, ascending.
     pub at: Vec<i64>,
     /// Declared fields per row.
     pub width: usize,
-    /// `at.len() * width` cells.
-    pub cells: Vec<Value>,
+    cells: Vec<Cell>,
+    text: String,
+    other: Vec<Value>,
+}
+
+/// One event field of one row.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum Cell {
+    #[default]
+    Missing,
+    Bool(bool),
+    Num(f64),
+    Time(i64),
+    /// `text[start..start + len]`
+    Str(u32, u32),
+    /// `other[i]`
+    Other(u32),
+}
+
+impl PartialEq for EventTable {
+    /// Equal when every row holds the same values (however strings are laid out in the arena).
+    fn eq(&self, o: &EventTable) -> bool {
+        self.at == o.at
+            && self.width == o.width
+            && self.cells.len() == o.cells.len()
+            && (0..self.len())
+                .all(|r| (0..self.width).all(|f| self.get(f as u16, r) == o.get(f as u16, r)))
+    }
 }
 
 impl EventTable {
+    /// A table with no rows (and no fields).
+    pub const EMPTY: EventTable = EventTable {
+        at: Vec::new(),
+        width: 0,
+        cells: Vec::new(),
+        text: String::new(),
+        other: Vec::new(),
+    };
+
+    /// A table with no rows of `width` fields.
+    pub fn new(width: usize) -> EventTable {
+        EventTable {
+            width,
+            ..EventTable::EMPTY
+        }
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.at.len()
@@ -54,13 +101,48 @@ impl EventTable {
 
     /// Value of `field` in row `row` (missing when out of range).
     #[inline]
-    pub fn get(&self, field: u16, row: usize) -> &Value {
+    pub fn get(&self, field: u16, row: usize) -> Val<'_> {
         if field as usize >= self.width {
-            return &Value::Missing;
+            return Val::Missing;
         }
-        self.cells
-            .get(row * self.width + field as usize)
-            .unwrap_or(&Value::Missing)
+        match self.cells.get(row * self.width + field as usize) {
+            None | Some(Cell::Missing) => Val::Missing,
+            Some(Cell::Bool(b)) => Val::Bool(*b),
+            Some(Cell::Num(n)) => Val::Num(*n),
+            Some(Cell::Time(t)) => Val::Time(*t),
+            Some(&Cell::Str(start, len)) => self
+                .text
+                .get(start as usize..start as usize + len as usize)
+                .map_or(Val::Missing, Val::Str),
+            Some(&Cell::Other(i)) => self
+                .other
+                .get(i as usize)
+                .map_or(Val::Missing, Value::as_val),
+        }
+    }
+
+    /// Value of `field` in row `row` as an owned value (for the reference evaluator and tests).
+    pub fn get_value(&self, field: u16, row: usize) -> Value {
+        match self.get(field, row) {
+            Val::Missing | Val::Dur(_) => Value::Missing,
+            Val::Bool(b) => Value::Bool(b),
+            Val::Num(n) => Value::Num(n),
+            Val::Str(s) => Value::Str(s.into()),
+            Val::Time(t) => Value::Time(t),
+            Val::Ver(v) => Value::Ver(v),
+            Val::StrList(l) => Value::StrList(l.into()),
+            Val::NumList(l) => Value::NumList(l.into()),
+            Val::Geo(a, b) => Value::Geo(a, b),
+        }
+    }
+
+    /// Heap bytes held (capacities), for cache weighing.
+    fn heap_bytes(&self) -> usize {
+        self.at.capacity() * 8
+            + self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.text.capacity()
+            + self.other.capacity() * std::mem::size_of::<Value>()
+            + self.other.iter().map(Value::heap_bytes).sum::<usize>()
     }
 
     fn reserve(&mut self, rows: usize) {
@@ -72,16 +154,46 @@ impl EventTable {
     fn begin_row(&mut self) -> usize {
         let row = self.at.len();
         self.cells
-            .resize(self.cells.len() + self.width, Value::Missing);
+            .resize(self.cells.len() + self.width, Cell::Missing);
         row
     }
 
-    fn set(&mut self, row: usize, field: u16, v: Value) {
+    fn put(&mut self, row: usize, field: u16, c: Cell) {
         if (field as usize) < self.width {
             if let Some(cell) = self.cells.get_mut(row * self.width + field as usize) {
-                *cell = v;
+                *cell = c;
             }
         }
+    }
+
+    /// Append `s` to the text arena; its cell.
+    fn push_text(&mut self, s: &str) -> Cell {
+        let start = self.text.len();
+        match (u32::try_from(start), u32::try_from(s.len())) {
+            (Ok(a), Ok(n)) => {
+                self.text.push_str(s);
+                Cell::Str(a, n)
+            }
+            _ => Cell::Missing,
+        }
+    }
+
+    fn set(&mut self, row: usize, field: u16, v: Value) {
+        let c = match v {
+            Value::Missing => Cell::Missing,
+            Value::Bool(b) => Cell::Bool(b),
+            Value::Num(n) => Cell::Num(n),
+            Value::Time(t) => Cell::Time(t),
+            Value::Str(s) => self.push_text(&s),
+            other => match u32::try_from(self.other.len()) {
+                Ok(i) => {
+                    self.other.push(other);
+                    Cell::Other(i)
+                }
+                Err(_) => Cell::Missing,
+            },
+        };
+        self.put(row, field, c);
     }
 
     /// Keep the row with its time, or drop it: an event without a readable time cannot be placed in a window.
@@ -128,11 +240,7 @@ impl Profile {
             + self
                 .events
                 .iter()
-                .map(|t| {
-                    size_of::<EventTable>()
-                        + t.at.capacity() * 8
-                        + values(&t.cells, t.cells.capacity())
-                })
+                .map(|t| size_of::<EventTable>() + t.heap_bytes())
                 .sum::<usize>()
             + self
                 .problems
@@ -436,11 +544,7 @@ impl ProfileLayout {
             events: self
                 .event_fields
                 .iter()
-                .map(|n| EventTable {
-                    at: Vec::new(),
-                    width: *n,
-                    cells: Vec::new(),
-                })
+                .map(|n| EventTable::new(*n))
                 .collect(),
             exposures: vec![0; self.exposure_count],
             problems: Vec::new(),
@@ -502,19 +606,118 @@ fn exposure_count(n: f64) -> u32 {
     }
 }
 
+/// What a key of an event object means.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    At,
+    Field(u16, Type),
+    Skip,
+}
+
+/// Most keys of an event row the compact reader learns; wider rows are read by the general reader.
+const MAX_SHAPE_KEYS: usize = 24;
+
+/// The exact bytes around the values of an event row, learned from the last row the general reader
+/// read: `glue[j]` runs from the end of value `j - 1` (or the row's `{`) to the start of value `j` —
+/// whitespace, comma, key and colon, as the writer put them — and `tail` from the last value through
+/// the `}`. Stores write every event of a history the same way, so later rows usually repeat these
+/// bytes exactly, and [`compact_row`] reads them without parsing keys.
+struct RowShape<'a> {
+    glue: Vec<(&'a [u8], Slot)>,
+    tail: &'a [u8],
+}
+
+/// Read one event row laid out exactly like `shape`, with values in the forms stores write (an
+/// escape-free string, a plain decimal, `true`/`false`; `at` an escape-free timestamp string), starting
+/// at the row's `{` at `p`. Returns the offset after the `}` and the row's time; `None` as soon as
+/// anything differs, in which case the caller undoes the partial row and reads it with the general
+/// reader. What it accepts, it decodes exactly as the general reader would: the glue bytes are ones the
+/// general reader accepted (so the same keys in the same order), and each value form is one the
+/// general reader would read the same way. Measured with callgrind on the 30-purchase profile: ~300
+/// instructions per event against ~1,650 for the general reader.
+fn compact_row(
+    sc: &Scanner<'_>,
+    mut p: usize,
+    shape: &RowShape<'_>,
+    table: &mut EventTable,
+    interned: &mut Vec<(u32, u32)>,
+    row: usize,
+) -> Option<(usize, Option<i64>)> {
+    let (b, src) = (sc.input(), sc.src());
+    // An escape-free string at `p` (which holds `"`): its text and the offset after the closing quote.
+    let string = |p: usize| -> Option<(&str, usize)> {
+        let n = scan::find_stop(b.get(p + 1..)?);
+        (b.get(p + 1 + n) == Some(&b'"')).then_some(())?;
+        Some((src.get(p + 1..p + 1 + n)?, p + 2 + n))
+    };
+    let mut at = None;
+    for &(glue, slot) in &shape.glue {
+        let end = p + glue.len();
+        if !scan::eq_bytes(b.get(p..end)?, glue) {
+            return None;
+        }
+        p = end;
+        let c = *b.get(p)?;
+        p = match (slot, c) {
+            (Slot::At, b'"') => {
+                let (text, next) = string(p)?;
+                if let Some(t) = fast_timestamp(text).or_else(|| crate::time::parse_timestamp(text))
+                {
+                    at = Some(t);
+                }
+                next
+            }
+            (Slot::Field(i, Type::String), b'"') => {
+                let (text, next) = string(p)?;
+                let cell = intern(table, interned, text);
+                table.put(row, i, cell);
+                next
+            }
+            (Slot::Field(i, Type::Timestamp), b'"') => {
+                let (text, next) = string(p)?;
+                let t = fast_timestamp(text).or_else(|| crate::time::parse_timestamp(text));
+                table.put(row, i, t.map_or(Cell::Missing, Cell::Time));
+                next
+            }
+            (Slot::Field(i, Type::Number), b'-' | b'0'..=b'9') => {
+                let ((n, _), next) = scan::plain_number(b, p)?;
+                table.put(row, i, Cell::Num(n));
+                next
+            }
+            (Slot::Field(i, Type::Bool), b't' | b'f') => {
+                let (v, next) = literal_bool(b, p)?;
+                table.put(row, i, Cell::Bool(v));
+                next
+            }
+            (Slot::Skip, b'"') => string(p)?.1,
+            (Slot::Skip, b'-' | b'0'..=b'9') => scan::plain_number(b, p)?.1,
+            (Slot::Skip, b't' | b'f') => literal_bool(b, p)?.1,
+            (Slot::Skip, b'n') if b.get(p..p + 4) == Some(b"null") => p + 4,
+            _ => return None,
+        };
+    }
+    let end = p + shape.tail.len();
+    scan::eq_bytes(b.get(p..end)?, shape.tail).then_some((end, at))
+}
+
+/// `true` or `false` at `b[p]`, and the offset after it.
+#[inline]
+fn literal_bool(b: &[u8], p: usize) -> Option<(bool, usize)> {
+    if b.get(p..p + 4) == Some(b"true") {
+        Some((true, p + 4))
+    } else if b.get(p..p + 5) == Some(b"false") {
+        Some((false, p + 5))
+    } else {
+        None
+    }
+}
+
 /// One event array: rows of declared fields; a row without a readable `at` is dropped.
 fn scan_rows<'a>(
     sc: &mut Scanner<'a>,
     fields: &FieldMap,
     table: &mut EventTable,
 ) -> Result<(), scan::ScanError> {
-    /// What a key of an event object means.
-    #[derive(Clone, Copy)]
-    enum Slot {
-        At,
-        Field(u16, Type),
-        Skip,
-    }
     let classify = |key: &str| -> Slot {
         if key == "at" {
             return Slot::At;
@@ -526,57 +729,74 @@ fn scan_rows<'a>(
     };
     sc.begin_array()?;
     table.reserve(32);
-    // Event string fields repeat (categories, currencies): share one allocation per distinct value.
-    let mut interned: Vec<std::sync::Arc<str>> = Vec::new();
-    // Events of one history repeat the same keys in the same order. The first row's key sequence is
-    // learned; later rows try each predicted key as raw bytes before falling back to the general reader.
-    // Measured with callgrind: a general key read costs ~230 instructions, a predicted one ~20.
-    let mut pattern: Vec<(&'a [u8], Slot)> = Vec::new();
+    table.text.reserve(256);
+    // Event string fields repeat (categories, currencies): one arena span per distinct value.
+    let mut interned: Vec<(u32, u32)> = Vec::new();
+    let mut shape: Option<RowShape<'a>> = None;
     let mut first = true;
     while sc.next_element(first)? {
-        let learning = first;
         first = false;
         let row = table.begin_row();
+        sc.skip_ws();
+        let row_start = sc.pos();
+        if let Some(sh) = &shape {
+            let (text_len, interned_len) = (table.text.len(), interned.len());
+            if let Some((end, at)) = compact_row(sc, row_start, sh, table, &mut interned, row) {
+                sc.set_pos(end);
+                table.end_row(row, at);
+                continue;
+            }
+            // Undo the partial row; the general reader starts it again.
+            table.end_row(row, None);
+            table.begin_row();
+            table.text.truncate(text_len);
+            interned.truncate(interned_len);
+        }
         let mut at = None;
         if let Err(e) = sc.begin_object() {
             table.end_row(row, None);
             return Err(e);
         }
+        let input = sc.input();
+        let mut glue = Vec::new();
+        let mut last_end = row_start;
         let mut f = true;
-        let mut j = 0;
-        let mut predicting = !learning;
-        loop {
-            let slot = match pattern.get(j) {
-                Some(&(raw, slot)) if predicting && sc.try_key(f, raw) => slot,
-                _ => {
-                    predicting = false;
-                    let Some(key) = sc.next_key(f)? else { break };
-                    let slot = classify(&key);
-                    if let (true, std::borrow::Cow::Borrowed(k)) = (learning, &key) {
-                        pattern.push((k.as_bytes(), slot));
-                    }
-                    slot
-                }
-            };
+        while let Some(key) = sc.next_key(f)? {
             f = false;
-            j += 1;
-            match slot {
-                Slot::At => {
+            let slot = classify(&key);
+            let kind = sc.peek()?;
+            glue.push((input.get(last_end..sc.pos()).unwrap_or(&[]), slot));
+            match (slot, kind) {
+                (Slot::At, Kind::String) => {
+                    let text = sc.string()?;
+                    if let Some(t) =
+                        fast_timestamp(&text).or_else(|| crate::time::parse_timestamp(&text))
+                    {
+                        at = Some(t);
+                    }
+                }
+                (Slot::At, _) => {
                     if let (Value::Time(t), _) = scan_typed(sc, Type::Timestamp)? {
                         at = Some(t);
                     }
                 }
-                Slot::Field(i, Type::String) if sc.peek()? == Kind::String => {
+                (Slot::Field(i, Type::String), Kind::String) => {
                     let text = sc.string()?;
-                    table.set(row, i, Value::Str(intern(&mut interned, &text)));
+                    let cell = intern(table, &mut interned, &text);
+                    table.put(row, i, cell);
                 }
-                Slot::Field(i, ty) => {
+                (Slot::Field(i, ty), _) => {
                     let (v, _) = scan_typed(sc, ty)?;
                     table.set(row, i, v);
                 }
-                Slot::Skip => sc.skip()?,
+                (Slot::Skip, _) => sc.skip()?,
             }
+            last_end = sc.pos();
         }
+        shape = (glue.len() <= MAX_SHAPE_KEYS).then(|| RowShape {
+            glue,
+            tail: input.get(last_end..sc.pos()).unwrap_or(&[]),
+        });
         table.end_row(row, at);
     }
     Ok(())
@@ -585,15 +805,25 @@ fn scan_rows<'a>(
 /// Most distinct strings remembered per event array: unique values (ids) stop being looked up once it is full.
 const INTERN_LIMIT: usize = 32;
 
-fn intern(seen: &mut Vec<std::sync::Arc<str>>, text: &str) -> std::sync::Arc<str> {
-    if let Some(a) = seen.iter().find(|a| ***a == *text) {
-        return a.clone();
+/// The cell for `text`: an earlier span with the same bytes, or a new one in the arena.
+fn intern(table: &mut EventTable, seen: &mut Vec<(u32, u32)>, text: &str) -> Cell {
+    let t = text.as_bytes();
+    for &(a, n) in seen.iter() {
+        if n as usize == t.len()
+            && table
+                .text
+                .as_bytes()
+                .get(a as usize..a as usize + t.len())
+                .is_some_and(|s| scan::eq_bytes(s, t))
+        {
+            return Cell::Str(a, n);
+        }
     }
-    let a: std::sync::Arc<str> = text.into();
-    if seen.len() < INTERN_LIMIT {
-        seen.push(a.clone());
+    let c = table.push_text(text);
+    if let (true, Cell::Str(a, n)) = (seen.len() < INTERN_LIMIT, c) {
+        seen.push((a, n));
     }
-    a
+    c
 }
 
 /// One value as the declared type; the same rules as [`TypedSeed`] (the serde path), which property tests
@@ -683,27 +913,61 @@ fn scan_typed(
 }
 
 /// Sort rows by time and keep the most recent [`MAX_EVENTS_PER_KIND`].
+///
+/// Stable: events with equal times keep their input order. Histories of a few dozen events are
+/// sorted by insertion into a stack buffer of row indexes (measured with callgrind on the 30-purchase
+/// profile, whose events are not in time order: 11k instructions for sorting `(time, index)` pairs
+/// and gathering cells through iterators, ~2.5k this way); longer ones by the standard stable sort.
 fn finish_table(t: &mut EventTable) {
     let sorted = t.at.windows(2).all(|w| matches!(w, [a, b] if a <= b));
     if !sorted {
-        // (time, index) pairs: indexes break ties, so an unstable sort gives the stable order, cheaper.
-        let mut keyed: Vec<(i64, usize)> = t.at.iter().copied().zip(0..).collect();
-        keyed.sort_unstable();
-        let order: Vec<usize> = keyed.iter().map(|&(_, i)| i).collect();
-        t.at = keyed.iter().map(|&(at, _)| at).collect();
-        // Move cells into their new order: cloning would allocate once per string cell.
-        let mut old = std::mem::take(&mut t.cells);
-        let w = t.width;
-        t.cells.reserve(old.len());
-        for &r in &order {
-            for f in 0..w {
-                t.cells.push(
-                    old.get_mut(r * w + f)
-                        .map(std::mem::take)
-                        .unwrap_or_default(),
-                );
+        const SMALL: usize = 64;
+        let n = t.at.len();
+        let at = &t.at;
+        let key = |i: u32| at.get(i as usize).copied().unwrap_or(i64::MAX);
+        let mut small = [0u32; SMALL];
+        let mut large = Vec::new();
+        let order: &mut [u32] = if n <= SMALL {
+            small.get_mut(..n).unwrap_or_default()
+        } else {
+            large.extend(0..u32::try_from(n).unwrap_or(u32::MAX));
+            &mut large
+        };
+        if n <= SMALL {
+            for (i, slot) in order.iter_mut().enumerate() {
+                *slot = i as u32;
             }
+            for i in 1..n {
+                let x = order.get(i).copied().unwrap_or(0);
+                let kx = key(x);
+                let mut j = i;
+                while j > 0 {
+                    let prev = order.get(j - 1).copied().unwrap_or(0);
+                    if key(prev) <= kx {
+                        break;
+                    }
+                    if let Some(s) = order.get_mut(j) {
+                        *s = prev;
+                    }
+                    j -= 1;
+                }
+                if let Some(s) = order.get_mut(j) {
+                    *s = x;
+                }
+            }
+        } else {
+            order.sort_by_key(|&i| key(i));
         }
+        let w = t.width;
+        let mut cells = Vec::with_capacity(t.cells.len());
+        let mut times = Vec::with_capacity(n);
+        for &r in order.iter() {
+            let r = r as usize;
+            cells.extend_from_slice(t.cells.get(r * w..r * w + w).unwrap_or(&[]));
+            times.push(key(r as u32));
+        }
+        t.cells = cells;
+        t.at = times;
     }
     if t.at.len() > MAX_EVENTS_PER_KIND {
         let cut = t.at.len() - MAX_EVENTS_PER_KIND;
@@ -996,7 +1260,11 @@ impl<'de> Visitor<'de> for TypedSeed {
         })
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        match i64::try_from(v) {
+            Ok(i) => self.visit_i64(i),
+            // Above i64::MAX: the number as a float (what the scanner reads), not a clamped integer.
+            Err(_) => self.visit_f64(v as f64),
+        }
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         Ok(match self.0 {
@@ -1076,65 +1344,75 @@ impl<'de> Visitor<'de> for TypedSeed {
 }
 
 /// Fast path for the timestamps profile stores write: `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)`. Anything else
-/// falls back to the full parser. ~20 ns instead of ~150 ns: a 30-purchase profile has 30 of them.
+/// (and any date that does not exist) falls back to the full parser. Measured with callgrind: ~60
+/// instructions against ~220 for the digit-by-digit version before it and ~1,500 for jiff; a 30-purchase
+/// profile has 30 of them.
 pub fn fast_timestamp(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut n = 0i64;
-        for &c in b.get(r)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + i64::from(c - b'0');
-        }
-        Some(n)
+    let Some(
+        &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T' | b't' | b' ', h0, h1, b':', i0, i1, b':', s0, s1],
+    ) = b.first_chunk::<19>()
+    else {
+        return None;
     };
-    if b.len() < 20
-        || b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-        || b.get(13) != Some(&b':')
-        || b.get(16) != Some(&b':')
+    // Straight-line digit checks and arithmetic: the compiler keeps it in registers (an array `map`
+    // version spilled to the stack and cost ~240 instructions).
+    let v = |c: u8| u32::from(c.wrapping_sub(b'0'));
+    let (y0, y1, y2, y3, m0, m1, d0, d1) = (v(y0), v(y1), v(y2), v(y3), v(m0), v(m1), v(d0), v(d1));
+    let (h0, h1, i0, i1, s0, s1) = (v(h0), v(h1), v(i0), v(i1), v(s0), v(s1));
+    if (y0 > 9)
+        | (y1 > 9)
+        | (y2 > 9)
+        | (y3 > 9)
+        | (m0 > 9)
+        | (m1 > 9)
+        | (d0 > 9)
+        | (d1 > 9)
+        | (h0 > 9)
+        | (h1 > 9)
+        | (i0 > 9)
+        | (i1 > 9)
+        | (s0 > 9)
+        | (s1 > 9)
     {
         return None;
     }
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
+    let y = i64::from(y0 * 1000 + y1 * 100 + y2 * 10 + y3);
+    let (mo, d) = (i64::from(m0 * 10 + m1), i64::from(d0 * 10 + d1));
+    let (h, mi, sec) = (
+        i64::from(h0 * 10 + h1),
+        i64::from(i0 * 10 + i1),
+        i64::from(s0 * 10 + s1),
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    // A leap second (`:60`) goes to the full parser, which decides what it means.
+    if d < 1 || d > month_days || h > 23 || mi > 59 || sec > 59 {
         return None;
     }
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
+    let mut sub_ms = false;
+    let (frac_ms, offset_min) = match b.get(19..)? {
+        [b'Z' | b'z'] => (0, 0),
+        [b'.', tail @ ..] => {
+            let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+            let ms = match *tail.get(..n.min(3))? {
+                [a] => i64::from(a - b'0') * 100,
+                [a, b] => i64::from(a - b'0') * 100 + i64::from(b - b'0') * 10,
+                [a, b, c] => {
+                    i64::from(a - b'0') * 100 + i64::from(b - b'0') * 10 + i64::from(c - b'0')
+                }
+                _ => return None,
+            };
+            sub_ms = n > 3;
+            (ms, offset(tail.get(n..)?)?)
         }
-        let digits = i - start;
-        if digits == 0 {
-            return None;
-        }
-        let take = digits.min(3);
-        frac_ms = num(start..start + take)? * 10i64.pow(u32::try_from(3 - take).unwrap_or(0));
-    }
-    let offset_min = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
-            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
-            if *sign == b'-' {
-                -m
-            } else {
-                m
-            }
-        }
-        _ => return None,
+        rest => (0, offset(rest)?),
     };
     // Days from civil (proleptic Gregorian), after H. Hinnant's public-domain algorithm description.
     let y2 = if mo <= 2 { y - 1 } else { y };
@@ -1145,7 +1423,34 @@ pub fn fast_timestamp(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    // Before 1970 the full parser rounds a sub-millisecond fraction toward zero; leave that to it.
+    if sub_ms && secs < 0 {
+        return None;
+    }
     Some(secs * 1000 + frac_ms)
+}
+
+/// `Z` or `±HH:MM` in minutes east of UTC.
+fn offset(b: &[u8]) -> Option<i64> {
+    match *b {
+        [b'Z' | b'z'] => Some(0),
+        [sign @ (b'+' | b'-'), a, b, b':', c, d] => {
+            let two = |x: u8, y: u8| -> Option<i64> {
+                (x.is_ascii_digit() && y.is_ascii_digit())
+                    .then(|| i64::from(x - b'0') * 10 + i64::from(y - b'0'))
+            };
+            let (oh, om) = (two(a, b)?, two(c, d)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            Some(if sign == b'-' {
+                -(oh * 60 + om)
+            } else {
+                oh * 60 + om
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Lazily computed view of a request: the URL is split once, the calendar computed once, and only for the

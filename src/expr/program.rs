@@ -503,11 +503,7 @@ pub struct EvalContext<'a> {
     pub now: i64,
 }
 
-static EMPTY_TABLE: EventTable = EventTable {
-    at: Vec::new(),
-    width: 0,
-    cells: Vec::new(),
-};
+static EMPTY_TABLE: EventTable = EventTable::EMPTY;
 static MISSING: Value = Value::Missing;
 
 /// Mean Earth radius (IUGG), km.
@@ -697,9 +693,7 @@ impl<'a> Evaluator<'a> {
                 .profile
                 .and_then(|p| p.consent.get(*i as usize).copied().flatten())
                 .map_or(Val::Missing, Val::Bool),
-            Op::Field(f) => self
-                .row
-                .map_or(Val::Missing, |(t, r)| t.get(*f, r).as_val()),
+            Op::Field(f) => self.row.map_or(Val::Missing, |(t, r)| t.get(*f, r)),
             Op::At => self
                 .row
                 .and_then(|(t, r)| t.at.get(r).copied())
@@ -749,14 +743,14 @@ impl<'a> Evaluator<'a> {
                 _ => Val::Bool(false),
             },
             Op::FieldCmpNum(op, f, c) => match self.row.map(|(t, r)| t.get(*f, r)) {
-                Some(Value::Num(x)) => Val::Bool(compare(*op, Val::Num(*x), Val::Num(*c))),
+                Some(Val::Num(x)) => Val::Bool(compare(*op, Val::Num(x), Val::Num(*c))),
                 _ => Val::Bool(false),
             },
             Op::FieldStrEq(f, si, neg) => match (
                 self.row.map(|(t, r)| t.get(*f, r)),
                 prog.strs.get(*si as usize),
             ) {
-                (Some(Value::Str(x)), Some(c)) => Val::Bool((**x == **c) != *neg),
+                (Some(Val::Str(x)), Some(c)) => Val::Bool((x == &**c) != *neg),
                 _ => Val::Bool(false),
             },
             Op::SlotCmpNum(op, i, c) => match self.ctx.slots.get(*i as usize) {
@@ -840,7 +834,7 @@ impl<'a> Evaluator<'a> {
         let value = |r: usize, f: FieldRef| -> Val<'a> {
             match f {
                 None => table.at.get(r).copied().map_or(Val::Missing, Val::Time),
-                Some(f) => table.get(f, r).as_val(),
+                Some(f) => table.get(f, r),
             }
         };
         let result = match q.agg {
@@ -857,7 +851,7 @@ impl<'a> Evaluator<'a> {
                 let (mut sum, mut c) = (0.0, 0u32);
                 for r in start..n {
                     if matches(self, r) {
-                        if let Value::Num(x) = table.get(f, r) {
+                        if let Val::Num(x) = table.get(f, r) {
                             sum += x;
                             c += 1;
                         }

@@ -180,11 +180,7 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
             _ => b(false),
         },
         TKind::Query(q) => {
-            static EMPTY: EventTable = EventTable {
-                at: Vec::new(),
-                width: 0,
-                cells: Vec::new(),
-            };
+            static EMPTY: EventTable = EventTable::EMPTY;
             let tab = env
                 .profile
                 .and_then(|p| p.events.get(q.kind as usize))
@@ -259,7 +255,7 @@ pub fn eval(t: &TExpr, env: &RefEnv<'_>, row: Option<(&EventTable, usize)>) -> R
 fn field(tab: &EventTable, r: usize, f: FieldRef) -> RVal {
     let v = match f {
         None => tab.at.get(r).copied().map_or(Value::Missing, Value::Time),
-        Some(f) => tab.get(f, r).clone(),
+        Some(f) => tab.get_value(f, r),
     };
     if v.is_present() {
         RVal::V(v)

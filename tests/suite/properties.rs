@@ -452,3 +452,88 @@ proptest! {
         prop_assert_eq!(fast, serde_ok, "{}", text);
     }
 }
+
+/// Event histories as stores write them: many rows with one key order, values in the usual forms, and
+/// now and then a row that deviates (another key order, an escape, an exponent, a null, a value of the
+/// wrong type, a missing or unreadable `at`). The compact row reader takes the regular rows and must
+/// hand every deviation back to the general reader without changing the result.
+fn store_history() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::json;
+    let at = prop_oneof![
+        8 => (1990i32..2040, 1u32..13, 1u32..32, 0u32..24, 0u32..60, 0u32..60, prop_oneof![Just(""), Just(".5"), Just(".123"), Just(".123456")], prop_oneof![Just("Z"), Just("+09:00"), Just("-05:30"), Just("z")])
+            .prop_map(|(y, mo, d, h, mi, s, f, z)| json!(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{f}{z}"))),
+        1 => (0i64..2_000_000_000_000).prop_map(|n| json!(n)),
+        1 => prop_oneof![Just(json!(null)), Just(json!("yesterday")), Just(json!("2026-02-30T00:00:00Z")), Just(json!("2026-01-01T00:00:60Z")), Just(json!(true))],
+    ];
+    let category = prop_oneof![
+        8 => prop_oneof![Just("shoes"), Just("coffee"), Just("outerwear"), Just("accessories"), Just("a")].prop_map(|s| json!(s)),
+        1 => prop_oneof![Just(json!("caf\u{e9}")), Just(json!("a\"b")), Just(json!("")), Just(json!(7)), Just(json!(null)), Just(json!(["x"]))],
+    ];
+    let price = prop_oneof![
+        8 => (0u32..100_000, 0u32..3).prop_map(|(c, k)| match k { 0 => json!(c), 1 => json!(f64::from(c) / 100.0), _ => json!(-f64::from(c) / 10.0) }),
+        1 => prop_oneof![Just(json!(1.5e3)), Just(json!(12345678901234567890u64)), Just(json!("9.99")), Just(json!(null)), Just(json!(0.1 + 0.2))],
+    ];
+    let discounted = prop_oneof![8 => any::<bool>().prop_map(|b| json!(b)), 1 => prop_oneof![Just(json!(null)), Just(json!("yes")), Just(json!(0))]];
+    let extra = prop_oneof![
+        Just(json!("sku-1")),
+        Just(json!(3)),
+        Just(json!(null)),
+        Just(json!({"nested": [1, 2]})),
+        Just(json!(false))
+    ];
+    let row =
+        (at, category, price, discounted, extra, 0u8..20).prop_map(|(at, c, p, d, x, shuffle)| {
+            let mut kv = vec![
+                ("at", at),
+                ("category", c),
+                ("price", p),
+                ("discounted", d),
+                ("x", x),
+            ];
+            // Mostly the store's order; sometimes keys move, go missing or repeat.
+            match shuffle {
+                0 => kv.reverse(),
+                1 => {
+                    kv.remove(0);
+                }
+                2 => kv.push(("price", json!(1))),
+                3 => {
+                    kv.remove(4);
+                }
+                _ => {}
+            }
+            let mut m = serde_json::Map::new();
+            for (k, v) in kv {
+                m.remove(k);
+                m.insert(k.to_string(), v);
+            }
+            serde_json::Value::Object(m)
+        });
+    prop::collection::vec(row, 0..40)
+        .prop_map(|rows| json!({"events": {"purchases": rows}, "traits": {"tier": "gold"}}))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compact_rows_match_serde_decoder(doc in store_history(), pretty in any::<bool>()) {
+        let text = if pretty { serde_json::to_string_pretty(&doc).unwrap() } else { doc.to_string() };
+        let layout = &fixture().layout;
+        let fast = layout.decode(text.as_bytes()).unwrap();
+        let slow = layout.decode_value(&doc).unwrap();
+        prop_assert_eq!(fast, slow, "{}", text);
+    }
+
+    /// The timestamp fast path agrees with the full parser (jiff) on valid and impossible dates alike.
+    #[test]
+    fn fast_timestamps_match_jiff(y in 0i32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61, s in 0u32..61,
+                                  frac in prop_oneof![Just(""), Just(".5"), Just(".25"), Just(".999"), Just(".1234567"), Just(".")],
+                                  zone in prop_oneof![Just("Z"), Just("z"), Just("+09:00"), Just("-05:30"), Just("+23:59"), Just("+24:00"), Just("-00:60"), Just(""), Just("+0900")],
+                                  sep in prop_oneof![Just("T"), Just("t"), Just(" ")]) {
+        let text = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{zone}");
+        if let Some(fast) = tailor::context::fast_timestamp(&text) {
+            prop_assert_eq!(Some(fast), tailor::time::parse_timestamp(&text), "{}", text);
+        }
+    }
+}

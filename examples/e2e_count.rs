@@ -1,0 +1,90 @@
+//! Instruction counts for the end-to-end-from-bytes path, for `valgrind --tool=callgrind` (repeatable on
+//! a shared VM where wall-clock times drift): parse the request, decode the profile, decide one placement.
+//!
+//! `cargo build --release --example e2e_count && valgrind --tool=callgrind
+//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request`, `decide`;
+//! divide the total by N (the fixed start-up cost is measured with N = 0 and subtracted).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [stage, n] = &args[..] else {
+        panic!("usage: e2e_count e2e|profile|request|decide N");
+    };
+    let n: u32 = n.parse().unwrap();
+    let mut files = Vec::new();
+    for dir in [
+        "rules/retail",
+        "rules/retail/placements",
+        "rules/retail/segments",
+    ] {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let files: Vec<_> = files
+        .into_iter()
+        .map(|p| tailor::diagnostic::SourceFile {
+            name: p.display().to_string(),
+            text: std::fs::read_to_string(&p).unwrap(),
+        })
+        .collect();
+    let engine = tailor::Engine::new(tailor::bundle::load_sources(&files).unwrap().0);
+    let mut req: tailor::wire::DecideRequest = serde_json::from_slice(
+        &std::fs::read("rules/retail/examples/seoul-mobile.request.json").unwrap(),
+    )
+    .unwrap();
+    req.placements = vec!["home_hero".into()];
+    let req_bytes = serde_json::to_vec(&req).unwrap();
+    let profile_bytes = std::fs::read(
+        std::env::var("TAILOR_PROFILE").unwrap_or_else(|_| "benches/data/profile-3k.json".into()),
+    )
+    .unwrap();
+    let profile = engine.decode_profile(&profile_bytes).unwrap();
+    let now = tailor::time::parse_timestamp("2026-12-03T10:00:00Z").unwrap();
+    use std::hint::black_box as bb;
+    for _ in 0..n {
+        match stage.as_str() {
+            "e2e" => {
+                bb(engine
+                    .decide_json(bb(&req_bytes), Some(bb(&profile_bytes)), now)
+                    .unwrap());
+            }
+            "profile" => {
+                bb(engine.decode_profile(bb(&profile_bytes)).unwrap());
+            }
+            "request" => {
+                bb(serde_json::from_slice::<tailor::wire::DecideRequest>(bb(&req_bytes)).unwrap());
+            }
+            "request_str" => {
+                let s = std::str::from_utf8(bb(&req_bytes)).unwrap();
+                bb(serde_json::from_str::<tailor::wire::DecideRequest>(s).unwrap());
+            }
+            "decide" => {
+                bb(engine.decide(bb(&req), Some(&profile), now));
+            }
+            "number" => {
+                let mut sc = tailor::context::scan::Scanner::new(bb(b"79.01,")).unwrap();
+                bb(sc.number().unwrap());
+            }
+            "timestamp" => {
+                bb(tailor::context::fast_timestamp(bb("2026-01-01T10:15:00Z")));
+            }
+            other => panic!("unknown stage {other}"),
+        }
+    }
+}
