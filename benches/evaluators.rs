@@ -145,12 +145,9 @@ fn bench(c: &mut Criterion) {
             ..Program::default()
         };
         let root = prog.add(&typed, t_src);
-        let mut view = tailor::context::RequestView::new(&req, 1_800_000_000_000);
-        let slots = prog
-            .slot_keys
-            .iter()
-            .map(|k| view.value(k, &schema).0)
-            .collect();
+        let view = tailor::context::RequestView::new(&req, 1_800_000_000_000);
+        let mut scratch = Vec::new();
+        let slots = view.slots(&prog.slot_keys, &schema, &mut scratch).0;
         let ctx = EvalContext {
             slots,
             profile: Some(&profile),

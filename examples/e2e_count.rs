@@ -2,7 +2,7 @@
 //! a shared VM where wall-clock times drift): parse the request, decode the profile, decide one placement.
 //!
 //! `cargo build --release --example e2e_count && valgrind --tool=callgrind
-//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request`, `decide`;
+//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request` (`request_serde`: serde alone), `decide`;
 //! divide the total by N (the fixed start-up cost is measured with N = 0 and subtracted).
 
 #![allow(
@@ -16,7 +16,7 @@
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [stage, n] = &args[..] else {
-        panic!("usage: e2e_count e2e|profile|request|decide N");
+        panic!("usage: e2e_count e2e|profile|request|request_serde|decide|number|timestamp N");
     };
     let n: u32 = n.parse().unwrap();
     let mut files = Vec::new();
@@ -68,11 +68,10 @@ fn main() {
                 bb(engine.decode_profile(bb(&profile_bytes)).unwrap());
             }
             "request" => {
-                bb(serde_json::from_slice::<tailor::wire::DecideRequest>(bb(&req_bytes)).unwrap());
+                bb(tailor::wire::DecideRequest::from_json(bb(&req_bytes)).unwrap());
             }
-            "request_str" => {
-                let s = std::str::from_utf8(bb(&req_bytes)).unwrap();
-                bb(serde_json::from_str::<tailor::wire::DecideRequest>(s).unwrap());
+            "request_serde" => {
+                bb(tailor::wire::DecideRequest::from_json_serde(bb(&req_bytes)).unwrap());
             }
             "decide" => {
                 bb(engine.decide(bb(&req), Some(&profile), now));

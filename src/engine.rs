@@ -382,9 +382,7 @@ impl Engine {
         profile: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<DecideResponse, ErrorResponse> {
-        let req: DecideRequest = serde_json::from_slice(request).map_err(|e| {
-            ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))
-        })?;
+        let req = DecideRequest::from_json(request)?;
         let profile = profile.map(|p| self.decode_profile(p)).transpose()?;
         self.validate(&req)?;
         Ok(self.decide(&req, profile.as_ref(), now_ms))
@@ -405,27 +403,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Build the evaluation context: request slots computed for the paths this bundle uses.
-    pub fn context<'p>(
+    /// Build the evaluation context: request slots computed for the paths this bundle uses. Slots
+    /// borrow from `req`; the few values that have to be computed (decoded query parameters, a
+    /// lowercased host, the date, typed attributes) go to `scratch`, which the caller keeps alive.
+    pub fn context<'a>(
         &self,
-        req: &DecideRequest,
-        profile: Option<&'p Profile>,
+        req: &'a DecideRequest,
+        profile: Option<&'a Profile>,
         now_ms: i64,
-    ) -> (EvalContext<'p>, Vec<(PathKey, String)>) {
-        let mut view = RequestView::new(req, now_ms);
-        let mut problems = Vec::new();
-        let slots: Vec<Value> = self
-            .program
-            .slot_keys
-            .iter()
-            .map(|k| {
-                let (v, note) = view.value(k, &self.schema);
-                if let Some(n) = note {
-                    problems.push((k.clone(), n));
-                }
-                v
-            })
-            .collect();
+        scratch: &'a mut Vec<Value>,
+    ) -> (EvalContext<'a>, Vec<(PathKey, String)>) {
+        let (slots, mut problems) =
+            RequestView::new(req, now_ms).slots(&self.program.slot_keys, &self.schema, scratch);
         if let Some(p) = profile {
             problems.extend(p.problems.iter().cloned());
         }
@@ -477,7 +466,8 @@ impl Engine {
         let profile = if foreign { None } else { profile };
         let denied = self.consent_denied(req, profile);
         let visible = if denied { None } else { profile };
-        let (ctx, problems) = self.context(req, visible, now_ms);
+        let mut scratch = Vec::new();
+        let (ctx, problems) = self.context(req, visible, now_ms, &mut scratch);
         let mut ev = Evaluator::new(&self.program, &ctx);
         let decisions = req
             .placements

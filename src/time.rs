@@ -55,12 +55,34 @@ pub struct Calendar {
     pub minute: i8,
     /// `mon` … `sun`
     pub weekday: &'static str,
-    /// `YYYY-MM-DD`
-    pub date: String,
+    /// The year (−9999..=9999)
+    pub year: i16,
     /// 1..=12
     pub month: i8,
     /// 1..=31
     pub day: i8,
+}
+
+impl Calendar {
+    /// `YYYY-MM-DD` (a leading `-` before year 0), written without the formatting machinery: it is
+    /// computed per decision for bundles that read `time.date`.
+    pub fn date(&self) -> String {
+        let mut s = String::with_capacity(11);
+        let y = self.year.unsigned_abs();
+        if self.year < 0 {
+            s.push('-');
+        }
+        for d in [y / 1000 % 10, y / 100 % 10, y / 10 % 10, y % 10] {
+            s.push(char::from(b'0' + d as u8));
+        }
+        for n in [self.month, self.day] {
+            let n = n.unsigned_abs();
+            s.push('-');
+            s.push(char::from(b'0' + n / 10 % 10));
+            s.push(char::from(b'0' + n % 10));
+        }
+        s
+    }
 }
 
 /// Calendar fields of `now_ms` in `zone` (UTC when absent or unknown).
@@ -83,7 +105,7 @@ pub fn calendar(now_ms: i64, zone: Option<&str>) -> Calendar {
         hour: dt.hour(),
         minute: dt.minute(),
         weekday,
-        date: format!("{:04}-{:02}-{:02}", dt.year(), dt.month(), dt.day()),
+        year: dt.year(),
         month: dt.month(),
         day: dt.day(),
     }
@@ -117,7 +139,7 @@ mod tests {
         let ms = parse_timestamp("2026-11-24T10:00:00Z").unwrap_or(0);
         let c = calendar(ms, Some("Asia/Seoul"));
         assert_eq!(
-            (c.hour, c.weekday, c.date.as_str()),
+            (c.hour, c.weekday, c.date().as_str()),
             (19, "tue", "2026-11-24")
         );
         assert_eq!(calendar(ms, Some("Not/AZone")).hour, 10);

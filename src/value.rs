@@ -122,6 +122,21 @@ pub enum Val<'a> {
 }
 
 impl Val<'_> {
+    /// An owned copy (`Missing` for a duration, which no context holds).
+    pub fn to_value(self) -> Value {
+        match self {
+            Val::Missing | Val::Dur(_) => Value::Missing,
+            Val::Bool(b) => Value::Bool(b),
+            Val::Num(n) => Value::Num(n),
+            Val::Str(s) => Value::Str(s.into()),
+            Val::Time(t) => Value::Time(t),
+            Val::Ver(v) => Value::Ver(v),
+            Val::StrList(l) => Value::StrList(l.into()),
+            Val::NumList(l) => Value::NumList(l.into()),
+            Val::Geo(a, b) => Value::Geo(a, b),
+        }
+    }
+
     /// True only for `Bool(true)`.
     #[inline]
     pub fn truthy(self) -> bool {

@@ -550,12 +550,7 @@ fn cmd_decide(
     let engine = engine(bundle)?;
     let now = now_ms(now)?;
     let req_bytes = read_input(request)?;
-    let mut req: DecideRequest = serde_json::from_slice(&req_bytes).map_err(|e| {
-        invalid(ErrorResponse::new(
-            "invalid_request",
-            format!("the request is not valid: {e}"),
-        ))
-    })?;
+    let mut req = DecideRequest::from_json(&req_bytes).map_err(invalid)?;
     req.explain |= explain;
     engine.validate(&req).map_err(invalid)?;
     enrich(&mut req, &how)?;
@@ -656,12 +651,7 @@ fn cmd_simulate(
     let engine = engine(bundle)?;
     let now = now_ms(now)?;
     let req: DecideRequest = match request {
-        Some(r) => serde_json::from_slice(&read_input(r)?).map_err(|e| {
-            invalid(ErrorResponse::new(
-                "invalid_request",
-                format!("the request is not valid: {e}"),
-            ))
-        })?,
+        Some(r) => DecideRequest::from_json(&read_input(r)?).map_err(invalid)?,
         None => DecideRequest::default(),
     };
     let profile = match profile {

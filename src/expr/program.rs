@@ -495,8 +495,8 @@ impl Program {
 /// What an evaluation reads.
 #[derive(Clone, Debug)]
 pub struct EvalContext<'a> {
-    /// Request-derived values by slot.
-    pub slots: Vec<Value>,
+    /// Request-derived values by slot (borrowed from the request or the decision's scratch values).
+    pub slots: Vec<Val<'a>>,
     /// The profile, or `None` when absent or consent is denied.
     pub profile: Option<&'a Profile>,
     /// Unix ms.
@@ -677,7 +677,12 @@ impl<'a> Evaluator<'a> {
                 .num_lists
                 .get(*i as usize)
                 .map_or(Val::Missing, |l| Val::NumList(l)),
-            Op::Slot(i) => self.ctx.slots.get(*i as usize).unwrap_or(&MISSING).as_val(),
+            Op::Slot(i) => self
+                .ctx
+                .slots
+                .get(*i as usize)
+                .copied()
+                .unwrap_or(Val::Missing),
             Op::Trait(i) => self
                 .ctx
                 .profile
@@ -754,12 +759,12 @@ impl<'a> Evaluator<'a> {
                 _ => Val::Bool(false),
             },
             Op::SlotCmpNum(op, i, c) => match self.ctx.slots.get(*i as usize) {
-                Some(Value::Num(x)) => Val::Bool(compare(*op, Val::Num(*x), Val::Num(*c))),
+                Some(Val::Num(x)) => Val::Bool(compare(*op, Val::Num(*x), Val::Num(*c))),
                 _ => Val::Bool(false),
             },
             Op::SlotStrEq(i, si, neg) => {
                 match (self.ctx.slots.get(*i as usize), prog.strs.get(*si as usize)) {
-                    (Some(Value::Str(x)), Some(c)) => Val::Bool((**x == **c) != *neg),
+                    (Some(Val::Str(x)), Some(c)) => Val::Bool((**x == **c) != *neg),
                     _ => Val::Bool(false),
                 }
             }

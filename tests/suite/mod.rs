@@ -6,6 +6,7 @@ pub mod diagnostics;
 pub mod geoip;
 pub mod properties;
 pub mod serve;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use tailor::diagnostic::SourceFile;

@@ -334,8 +334,9 @@ async fn decide(
 ) -> AppResult {
     let body = body?;
     let preview = preview_at(&st, &http_headers)?;
-    let mut req: DecideRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_request", format!("the request is not valid: {e}"))
+    let mut req = DecideRequest::from_json(&body).map_err(|e| ApiError {
+        status: 400,
+        body: e,
     })?;
     let Some(dep) = st.current() else {
         return Err(ApiError::new(

@@ -18,12 +18,7 @@ fn error(e: &tailor::wire::ErrorResponse) -> JsValue {
 }
 
 fn parse_request(request: &str) -> Result<tailor::wire::DecideRequest, JsValue> {
-    serde_json::from_str(request).map_err(|e| {
-        error(&tailor::wire::ErrorResponse::new(
-            "invalid_request",
-            format!("the request is not valid: {e}"),
-        ))
-    })
+    tailor::wire::DecideRequest::from_json(request.as_bytes()).map_err(|e| error(&e))
 }
 
 /// A compiled bundle.

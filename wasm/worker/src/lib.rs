@@ -473,13 +473,7 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
     let cf_geo = geo_from_cf(&req);
     let ip = req.headers().get("cf-connecting-ip").ok().flatten();
     let body = read_body(req, cfg.max_body_bytes).await?;
-    let mut dreq: DecideRequest = serde_json::from_slice(&body).map_err(|e| {
-        Fail::new(
-            400,
-            "invalid_request",
-            format!("the request is not valid: {e}"),
-        )
-    })?;
+    let mut dreq = DecideRequest::from_json(&body)?;
     let (dep, mut notes) = bundles::current(env, cfg).await?;
     let engine = &dep.engine;
     engine.validate(&dreq)?;
@@ -583,8 +577,7 @@ async fn bench_decide(req: Request, env: &Env, cfg: &Config) -> Answer {
     let body = read_body(req, cfg.max_body_bytes).await?;
     let (dep, _) = bundles::current(env, cfg).await?;
     let engine = &dep.engine;
-    let first: DecideRequest = serde_json::from_slice(&body)
-        .map_err(|e| Fail::new(400, "invalid_request", e.to_string()))?;
+    let first = DecideRequest::from_json(&body)?;
     let visitor = match &first.visitor_id {
         Some(id) => Some(profiles::for_decide(env, cfg, id, engine).await),
         None => None,
@@ -592,8 +585,7 @@ async fn bench_decide(req: Request, env: &Env, cfg: &Config) -> Answer {
     let profile = visitor.as_ref().and_then(|v| v.profile.clone());
     let mut bytes = 0usize;
     for _ in 0..n {
-        let r: DecideRequest = serde_json::from_slice(&body)
-            .map_err(|e| Fail::new(400, "invalid_request", e.to_string()))?;
+        let r = DecideRequest::from_json(&body)?;
         engine.validate(&r)?;
         let resp = engine.decide(&r, profile.as_deref(), now);
         bytes += serde_json::to_vec(&resp).map(|v| v.len()).unwrap_or(0);

@@ -5,6 +5,8 @@
 //! to it.
 
 use serde::{Deserialize, Serialize};
+
+mod read;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +60,31 @@ pub struct DecideRequest {
     /// Add a trace to every decision.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
+}
+
+impl DecideRequest {
+    /// Parse a request body: a fast reader for the common forms, serde for everything else (see
+    /// [`read`]); the result and every error message are serde's either way. Every runtime parses
+    /// requests with this, so they answer alike.
+    pub fn from_json(bytes: &[u8]) -> Result<DecideRequest, ErrorResponse> {
+        if let Some(r) = read::read(bytes) {
+            return Ok(r);
+        }
+        DecideRequest::from_json_serde(bytes)
+    }
+
+    /// Parse with serde alone (the reference for [`DecideRequest::from_json`]).
+    pub fn from_json_serde(bytes: &[u8]) -> Result<DecideRequest, ErrorResponse> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            ErrorResponse::new("invalid_request", format!("the request is not valid: {e}"))
+        })
+    }
+}
+
+/// The fast reader alone: `None` where [`DecideRequest::from_json`] would ask serde. For tests and
+/// benchmarks that check which path a request takes.
+pub fn read_fast(bytes: &[u8]) -> Option<DecideRequest> {
+    read::read(bytes)
 }
 
 /// Request context.
