@@ -35,16 +35,13 @@ static STOP: [bool; 256] = {
 /// "has a byte below n" are `(v - n·0x01…01) & !v & 0x80…80`. Borrows can flag bytes above a true hit but
 /// never below it, so the lowest flagged byte is exact. Measured with callgrind: ~2 instructions per byte
 /// against ~8 for a byte loop; string scanning was the largest share of profile decoding.
+#[inline]
 pub(crate) fn find_stop(b: &[u8]) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = b.chunks_exact(8);
     let mut i = 0;
-    for c in &mut chunks {
-        let Ok(arr) = <[u8; 8]>::try_from(c) else {
-            break;
-        };
-        let x = u64::from_le_bytes(arr);
+    while let Some(c) = b.get(i..).and_then(|t| t.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*c);
         let q = x ^ (LO * u64::from(b'"'));
         let e = x ^ (LO * u64::from(b'\\'));
         let hits = (q.wrapping_sub(LO) & !q)
@@ -56,7 +53,7 @@ pub(crate) fn find_stop(b: &[u8]) -> usize {
         }
         i += 8;
     }
-    let tail = chunks.remainder();
+    let tail = b.get(i..).unwrap_or(&[]);
     i + tail
         .iter()
         .position(|&c| STOP.get(usize::from(c)).copied().unwrap_or(true))
@@ -374,26 +371,30 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string value.
+    #[inline]
     pub fn string(&mut self) -> R<Cow<'a, str>> {
         self.ws();
         if self.b.get(self.pos) != Some(&b'"') {
             return self.err("expected a string");
         }
-        self.pos += 1;
-        let start = self.pos;
-        // Fast path: no escapes. A table lookup per byte (a `u8` always indexes the 256-entry table, so there
-        // is no bounds check). Measured with callgrind: memchr2's SIMD set-up cost ~90 instructions per call,
-        // more than scanning the short keys and values a profile is made of. Slicing at ASCII quote positions
-        // keeps char boundaries valid.
-        let rest = self.b.get(start..).unwrap_or(&[]);
-        let n = find_stop(rest);
-        self.pos = start + n;
-        match rest.get(n) {
-            Some(b'"') => {
-                let out = self.s.get(start..self.pos).unwrap_or("");
-                self.pos += 1;
-                return Ok(Cow::Borrowed(out));
-            }
+        let start = self.pos + 1;
+        // Fast path: no escapes. Eight bytes at a time (see `find_stop`); slicing at ASCII quote
+        // positions keeps char boundaries valid.
+        let end = start + find_stop(self.b.get(start..).unwrap_or(&[]));
+        if self.b.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(self.s.get(start..end).unwrap_or("")));
+        }
+        self.pos = end;
+        self.escaped_string(start)
+    }
+
+    /// The rest of a string that has an escape (or an error) at `self.pos`; `start` is its first byte.
+    /// Out of line, so the common path above stays small.
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize) -> R<Cow<'a, str>> {
+        match self.b.get(self.pos) {
             Some(b'\\') => {}
             Some(_) => return self.err("control character in string"),
             None => return self.err("unterminated string"),
