@@ -147,7 +147,7 @@ fn bench(c: &mut Criterion) {
         let root = prog.add(&typed, t_src);
         let view = tailor::context::RequestView::new(&req, 1_800_000_000_000);
         let mut scratch = Vec::new();
-        let slots = view.slots(&prog.slot_keys, &schema, &mut scratch).0;
+        let slots = view.slots(&prog.slot_keys, &[], &schema, &mut scratch).0;
         let ctx = EvalContext {
             slots,
             profile: Some(&profile),

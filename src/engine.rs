@@ -62,6 +62,9 @@ struct Placement {
     default: Arc<RawValue>,
     experiences: Vec<Experience>,
     holdouts: Vec<u16>,
+    /// Context slots its audiences read (through segments too): a decision computes only the slots
+    /// of the placements it was asked for.
+    slots: Vec<u16>,
 }
 
 struct Holdout {
@@ -259,11 +262,20 @@ impl Engine {
                 .filter(|(_, h)| h.placements.is_empty() || h.placements.contains(&p.id))
                 .map(|(i, _)| crate::schema::index16(i))
                 .collect();
+            let mut slots: Vec<u16> = exps
+                .iter()
+                .flat_map(|e| &e.reads)
+                .filter_map(|k| program.slot_keys.iter().position(|s| s == k))
+                .map(crate::schema::index16)
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
             placements.push(Placement {
                 id: p.id.as_str().into(),
                 default: raw(&p.default),
                 experiences: exps,
                 holdouts,
+                slots,
             });
         }
         // Now that group sizes are known, fill in the member counts.
@@ -413,8 +425,28 @@ impl Engine {
         now_ms: i64,
         scratch: &'a mut Vec<Value>,
     ) -> (EvalContext<'a>, Vec<(PathKey, String)>) {
-        let (slots, mut problems) =
-            RequestView::new(req, now_ms).slots(&self.program.slot_keys, &self.schema, scratch);
+        // Only the slots the requested placements read (the rest stay missing, never read).
+        let mut needed = vec![false; self.program.slot_keys.len()];
+        for p in req.placements.iter().take(MAX_PLACEMENTS_PER_REQUEST) {
+            let Some(pl) = self
+                .index
+                .get(p.as_str())
+                .and_then(|&i| self.placements.get(i as usize))
+            else {
+                continue;
+            };
+            for &s in &pl.slots {
+                if let Some(n) = needed.get_mut(s as usize) {
+                    *n = true;
+                }
+            }
+        }
+        let (slots, mut problems) = RequestView::new(req, now_ms).slots(
+            &self.program.slot_keys,
+            &needed,
+            &self.schema,
+            scratch,
+        );
         if let Some(p) = profile {
             problems.extend(p.problems.iter().cloned());
         }

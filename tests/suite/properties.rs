@@ -283,7 +283,7 @@ fn both(src: &str, req: &DecideRequest, profile: Option<&Profile>) -> (bool, boo
     let root = prog.add(&t, src);
     let view = tailor::context::RequestView::new(req, NOW_MS);
     let mut scratch = Vec::new();
-    let slots = view.slots(&prog.slot_keys, &fx.schema, &mut scratch).0;
+    let slots = view.slots(&prog.slot_keys, &[], &fx.schema, &mut scratch).0;
     let ctx = tailor::expr::program::EvalContext {
         slots,
         profile,
