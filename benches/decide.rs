@@ -47,60 +47,9 @@ fn engine(files: &[SourceFile]) -> Engine {
     )
 }
 
-/// A large synthetic bundle (the generator is the committed definition of the benchmark bundle): `segments` segments and `experiences` experiences spread over `placements`
-/// placements, with audiences mixing context and purchase-history conditions. Deterministic.
-fn generated_bundle(segments: usize, experiences: usize, placements: usize) -> String {
-    let countries = ["KR", "JP", "US", "DE", "FR", "GB", "BR", "AU", "IN", "CA"];
-    let cats = ["shoes", "coffee", "outerwear", "hats", "bags"];
-    let mut s = String::from(
-        "[bundle]\nid = \"generated\"\nversion = \"1\"\n\n[schema.traits]\ntier = \"string\"\nltv = \"number\"\n\n\
-         [schema.attributes]\ncart = \"number\"\n\n[schema.events.purchases]\ncategory = \"string\"\nprice = \"number\"\ndiscounted = \"bool\"\n\n",
-    );
-    for i in 0..segments {
-        let c = countries[i % countries.len()];
-        let cat = cats[i % cats.len()];
-        let cond = match i % 4 {
-            0 => format!("geo.country == \"{c}\" && device.type == \"mobile\""),
-            1 => format!(
-                "profile.purchases.within({}d).where(category == \"{cat}\").count() >= {}",
-                30 + i % 300,
-                1 + i % 3
-            ),
-            2 => format!(
-                "profile.ltv > {} || attributes.cart >= {}",
-                100 * (i % 20),
-                10 * (i % 7)
-            ),
-            _ => format!(
-                "segment.s{} && time.hour >= {}",
-                i.saturating_sub(3),
-                i % 24
-            ),
-        };
-        s.push_str(&format!("[segments.s{i}]\nwhen = '{cond}'\n\n"));
-    }
-    for p in 0..placements {
-        s.push_str(&format!(
-            "[placements.p{p}]\ndefault = {{ id = \"default-{p}\" }}\n\n"
-        ));
-        for e in (0..experiences).filter(|e| e % placements == p) {
-            let c = countries[(e / 7) % countries.len()];
-            let aud = match e % 3 {
-                0 => format!("segment.s{} && geo.country in [\"{c}\", \"XX\"]", e % segments),
-                1 => format!("segment.s{} || (device.os_version >= \"17.{}\" && request.path.starts_with(\"/p{}\"))", e % segments, e % 5, e % 13),
-                _ => format!("profile.purchases.where(price > {}).sum(price) > {} && geo.country == \"{c}\"", e % 90, 100 + e % 400),
-            };
-            s.push_str(&format!(
-                "[[placements.p{p}.experiences]]\nid = \"e{e}\"\npriority = {}\naudience = '{aud}'\ntraffic = {}\n\
-                 [[placements.p{p}.experiences.variants]]\nid = \"a\"\nweight = 1\ncontent = {{ e = {e}, v = \"a\" }}\n\
-                 [[placements.p{p}.experiences.variants]]\nid = \"b\"\nweight = 1\ncontent = {{ e = {e}, v = \"b\" }}\n\n",
-                e % 10,
-                50 + e % 51
-            ));
-        }
-    }
-    s
-}
+#[path = "generated.rs"]
+mod generated;
+use generated::generated_bundle;
 
 fn bench(c: &mut Criterion) {
     let retail = engine(&read_dir("rules/retail"));
@@ -135,6 +84,20 @@ fn bench(c: &mut Criterion) {
     );
     c.bench_function("retail/decode 3 KB profile", |b| {
         b.iter(|| black_box(retail.decode_profile(black_box(&profile_bytes)).unwrap()))
+    });
+    // What a generic engine starts from: datalogic-rs parses the visitor JSON into its arena
+    // (reset per iteration, as a server would per request).
+    let profile_text = std::str::from_utf8(&profile_bytes).unwrap();
+    let mut arena = bumpalo::Bump::new();
+    c.bench_function("baseline/datalogic-rs DataValue of the 3 KB profile", |b| {
+        b.iter(|| {
+            arena.reset();
+            black_box(
+                datalogic_rs::DataValue::from_str(black_box(profile_text), &arena)
+                    .unwrap()
+                    .is_null(),
+            )
+        })
     });
     c.bench_function("baseline/serde_json::Value of the 3 KB profile", |b| {
         b.iter(|| {

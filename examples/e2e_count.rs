@@ -2,7 +2,8 @@
 //! a shared VM where wall-clock times drift): parse the request, decode the profile, decide one placement.
 //!
 //! `cargo build --release --example e2e_count && valgrind --tool=callgrind
-//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request` (`request_serde`: serde alone), `decide`;
+//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request` (`request_serde`: serde alone), `decide`,
+//! `generated` (ten placements of the generated bundle);
 //! divide the total by N (the fixed start-up cost is measured with N = 0 and subtracted).
 
 #![allow(
@@ -13,10 +14,13 @@
     missing_docs
 )]
 
+#[path = "../benches/generated.rs"]
+mod generated;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [stage, n] = &args[..] else {
-        panic!("usage: e2e_count e2e|profile|request|request_serde|decide|number|timestamp N");
+        panic!("usage: e2e_count e2e|profile|request|request_serde|decide|generated|number|timestamp N");
     };
     let n: u32 = n.parse().unwrap();
     let mut files = Vec::new();
@@ -56,6 +60,18 @@ fn main() {
     .unwrap();
     let profile = engine.decode_profile(&profile_bytes).unwrap();
     let now = tailor::time::parse_timestamp("2026-12-03T10:00:00Z").unwrap();
+    let big = (stage == "generated").then(|| {
+        let files = vec![tailor::diagnostic::SourceFile {
+            name: "generated.toml".into(),
+            text: generated::generated_bundle(200, 1000, 10),
+        }];
+        tailor::Engine::new(tailor::bundle::load_sources(&files).unwrap().0)
+    });
+    let mut req10 = req.clone();
+    req10.placements = (0..10).map(|p| format!("p{p}")).collect();
+    let big_profile = big
+        .as_ref()
+        .map(|e| e.decode_profile(&profile_bytes).unwrap());
     use std::hint::black_box as bb;
     for _ in 0..n {
         match stage.as_str() {
@@ -75,6 +91,11 @@ fn main() {
             }
             "decide" => {
                 bb(engine.decide(bb(&req), Some(&profile), now));
+            }
+            "generated" => {
+                if let (Some(e), Some(p)) = (&big, &big_profile) {
+                    bb(e.decide(bb(&req10), Some(p), now));
+                }
             }
             "number" => {
                 let mut sc = tailor::context::scan::Scanner::new(bb(b"79.01,")).unwrap();

