@@ -1,4 +1,6 @@
 //! The generated benchmark bundle, shared by `benches/decide.rs` and `examples/e2e_count.rs`.
+// Fixed tables indexed modulo their length.
+#![allow(clippy::indexing_slicing)]
 
 /// A large synthetic bundle (the generator is the committed definition of the benchmark bundle): `segments` segments and `experiences` experiences spread over `placements`
 /// placements, with audiences mixing context and purchase-history conditions. Deterministic.
