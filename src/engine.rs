@@ -578,7 +578,7 @@ impl Engine {
             let held = b.is_some_and(|b| b < hd.buckets);
             if let Some(t) = trace.as_mut() {
                 t.holdouts.push(HoldoutTrace {
-                    holdout: hd.id.to_string(),
+                    holdout: String::from(&*hd.id),
                     bucket: b,
                     held_out: held,
                 });
@@ -613,7 +613,7 @@ impl Engine {
                     };
                     if let Some(t) = trace.as_mut() {
                         t.experiences.push(ExperienceTrace {
-                            experience: e.id.to_string(),
+                            experience: String::from(&*e.id),
                             outcome: Outcome::Selected,
                             detail: None,
                             buckets,
@@ -638,8 +638,8 @@ impl Engine {
                     }
                     return Decision {
                         placement: name.to_string(),
-                        experience: Some(e.id.to_string()),
-                        variant: Some(v.id.to_string()),
+                        experience: Some(String::from(&*e.id)),
+                        variant: Some(String::from(&*v.id)),
                         content: v.content.clone(),
                         reason: Reason::Matched,
                         trace,
@@ -648,7 +648,7 @@ impl Engine {
                 Err((outcome, detail)) => {
                     if let Some(t) = trace.as_mut() {
                         t.experiences.push(ExperienceTrace {
-                            experience: e.id.to_string(),
+                            experience: String::from(&*e.id),
                             outcome,
                             detail,
                             buckets,
