@@ -31,6 +31,26 @@ start() { # start DATA_DIR extra-args… ; sets PID and URL
   URL=$(sed -n 's/^listening on //p' "$WORK/out")
 }
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MiB  ", $1, $2/1024}' /proc/$1/status; echo; }
+# Server CPU (user, system) in clock ticks and involuntary context switches over all its threads.
+cpu() {
+  echo "$(awk '{print $14, $15}' /proc/$1/stat) $(cat /proc/$1/task/*/status | awk '/^nonvoluntary_ctxt/ {n += $2} END {print n}')"
+}
+# per_request BEFORE AFTER REQUESTS: the server's CPU per request between two `cpu` readings.
+per_request() {
+  python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import sys
+(u0, s0, c0), (u1, s1, c1) = (map(int, a.split()) for a in sys.argv[1:3])
+n, tick = int(sys.argv[3]), int(sys.argv[4])
+print(f"server CPU per request: user {(u1 - u0) / tick / n * 1e6:.1f} us, system {(s1 - s0) / tick / n * 1e6:.1f} us, "
+      f"involuntary context switches {(c1 - c0) / n:.3f}")
+PY
+}
+# load TARGET OUTFILE: one measured wrk run against TARGET, with the server's CPU per request.
+load() {
+  local before; before=$(cpu $PID)
+  TARGET=$1 VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" | tee "$2"
+  per_request "$before" "$(cpu $PID)" "$(awk '/requests in/ {print $1}' "$2")"
+}
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
 if [[ ${1:-} == --million ]]; then
@@ -59,9 +79,9 @@ start "$WORK/data"
 # Warm the profile and user-agent caches.
 VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s scripts/bench/wrk-decide.lua "$URL" >/dev/null
 echo "== POST /v1/decide (4 placements, UA header, GeoIP lookup, stored profile)"
-VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" | tee "$WORK/decide"
+load /v1/decide "$WORK/decide"
 echo "== POST /static (the same request bytes, answered with constant JSON by the same server)"
-TARGET=/static VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" | tee "$WORK/static"
+load /static "$WORK/static"
 d=$(awk '/Requests\/sec/ {print $2}' "$WORK/decide")
 s=$(awk '/Requests\/sec/ {print $2}' "$WORK/static")
 echo "decide/static throughput ratio: $(python3 -c "print(round($d/$s, 3))")"

@@ -519,7 +519,7 @@ impl<'a> Scanner<'a> {
 
     /// A number as f64, and whether it was written as an integer.
     ///
-    /// One pass for the plain decimals stores write ([`plain_number`]); anything else is re-read by the
+    /// One pass for the plain decimals stores write (`plain_number`); anything else is re-read by the
     /// general path.
     pub fn number(&mut self) -> R<(f64, Option<i64>)> {
         self.ws();

@@ -63,8 +63,8 @@ pub struct DecideRequest {
 }
 
 impl DecideRequest {
-    /// Parse a request body: a fast reader for the common forms, serde for everything else (see
-    /// [`read`]); the result and every error message are serde's either way. Every runtime parses
+    /// Parse a request body: a fast reader for the common forms (`src/wire/read.rs`), serde for
+    /// everything else; the result and every error message are serde's either way. Every runtime parses
     /// requests with this, so they answer alike.
     pub fn from_json(bytes: &[u8]) -> Result<DecideRequest, ErrorResponse> {
         if let Some(r) = read::read(bytes) {
