@@ -123,6 +123,41 @@ impl EventTable {
         }
     }
 
+    /// The number in `field` of row `row`, if it holds one: what the compiled `field <op> number`
+    /// comparisons and sums read (one tag test, no conversion to [`Val`]).
+    #[inline(always)]
+    pub fn num(&self, field: u16, row: usize) -> Option<f64> {
+        if field as usize >= self.width {
+            return None;
+        }
+        match self.cells.get(row * self.width + field as usize) {
+            Some(Cell::Num(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Whether the string in `field` of row `row` is `s`; `None` when the cell holds no string. Compares
+    /// arena bytes directly: the compiled `field == "text"` filters read this once per event (measured:
+    /// through [`EventTable::get`], whose `str` slicing checks char boundaries, a 30-event filtered count
+    /// took 314 ns against 208 ns for the `Arc<str>` cells before the arena).
+    #[inline(always)]
+    pub fn str_is(&self, field: u16, row: usize, s: &str) -> Option<bool> {
+        if field as usize >= self.width {
+            return None;
+        }
+        match self.cells.get(row * self.width + field as usize) {
+            Some(&Cell::Str(start, len)) => Some(
+                len as usize == s.len()
+                    && self
+                        .text
+                        .as_bytes()
+                        .get(start as usize..start as usize + len as usize)
+                        .is_some_and(|b| scan::eq_bytes(b, s.as_bytes())),
+            ),
+            _ => None,
+        }
+    }
+
     /// Value of `field` in row `row` as an owned value (for the reference evaluator and tests).
     pub fn get_value(&self, field: u16, row: usize) -> Value {
         self.get(field, row).to_value()

@@ -747,15 +747,15 @@ impl<'a> Evaluator<'a> {
                 (Val::Str(x), Some(c)) => Val::Bool((x == &**c) != *neg),
                 _ => Val::Bool(false),
             },
-            Op::FieldCmpNum(op, f, c) => match self.row.map(|(t, r)| t.get(*f, r)) {
-                Some(Val::Num(x)) => Val::Bool(compare(*op, Val::Num(x), Val::Num(*c))),
-                _ => Val::Bool(false),
+            Op::FieldCmpNum(op, f, c) => match self.row.and_then(|(t, r)| t.num(*f, r)) {
+                Some(x) => Val::Bool(compare(*op, Val::Num(x), Val::Num(*c))),
+                None => Val::Bool(false),
             },
-            Op::FieldStrEq(f, si, neg) => match (
-                self.row.map(|(t, r)| t.get(*f, r)),
-                prog.strs.get(*si as usize),
-            ) {
-                (Some(Val::Str(x)), Some(c)) => Val::Bool((x == &**c) != *neg),
+            Op::FieldStrEq(f, si, neg) => match (self.row, prog.strs.get(*si as usize)) {
+                (Some((t, r)), Some(c)) => match t.str_is(*f, r, c) {
+                    Some(eq) => Val::Bool(eq != *neg),
+                    None => Val::Bool(false),
+                },
                 _ => Val::Bool(false),
             },
             Op::SlotCmpNum(op, i, c) => match self.ctx.slots.get(*i as usize) {
@@ -856,7 +856,7 @@ impl<'a> Evaluator<'a> {
                 let (mut sum, mut c) = (0.0, 0u32);
                 for r in start..n {
                     if matches(self, r) {
-                        if let Val::Num(x) = table.get(f, r) {
+                        if let Some(x) = table.num(f, r) {
                             sum += x;
                             c += 1;
                         }
