@@ -642,37 +642,29 @@ pub(crate) fn plain_number(b: &[u8], p: usize) -> Option<((f64, Option<i64>), us
     if neg {
         i += 1;
     }
+    // The digits at `b[i..]` appended to `m`; the offset after them.
+    let digits = |mut i: usize, m: &mut u64| {
+        while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        i
+    };
     let int_start = i;
     let mut m: u64 = 0;
-    let mut nd = 0usize;
-    while let Some(&c) = b.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-        nd += 1;
-        i += 1;
-    }
+    i = digits(i, &mut m);
     let int_digits = i - int_start;
     if int_digits == 0 || (int_digits > 1 && b.get(int_start) == Some(&b'0')) {
         return None;
     }
     let mut frac = None;
     if b.get(i) == Some(&b'.') {
-        i += 1;
-        let f0 = i;
-        while let Some(&c) = b.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
-            nd += 1;
-            i += 1;
-        }
+        let f0 = i + 1;
+        i = digits(f0, &mut m);
         frac = Some(i - f0);
     }
+    // More than 19 digits may have wrapped `m`; such numbers go to the general reader.
+    let nd = int_digits + frac.unwrap_or(0);
     if frac == Some(0) || matches!(b.get(i), Some(b'e' | b'E')) || nd > 19 || m >= (1u64 << 53) {
         return None;
     }
