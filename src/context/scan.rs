@@ -293,54 +293,6 @@ impl<'a> Scanner<'a> {
         Ok(Some(k))
     }
 
-    /// If the next key of the current object is exactly `raw` (escape-free bytes), consume it and its `:`
-    /// and return true; otherwise leave the position unchanged and return false. `first` as for
-    /// [`Scanner::next_key`].
-    pub fn try_key(&mut self, first: bool, raw: &[u8]) -> bool {
-        let save = self.pos;
-        self.ws();
-        if !first {
-            if self.b.get(self.pos) != Some(&b',') {
-                self.pos = save;
-                return false;
-            }
-            self.pos += 1;
-            self.ws();
-        }
-        let p = self.pos;
-        let ok = self.b.get(p) == Some(&b'"')
-            && self.b.get(p + 1..p + 1 + raw.len()) == Some(raw)
-            && self.b.get(p + 1 + raw.len()) == Some(&b'"');
-        if !ok {
-            self.pos = save;
-            return false;
-        }
-        self.pos = p + raw.len() + 2;
-        self.ws();
-        if self.b.get(self.pos) != Some(&b':') {
-            self.pos = save;
-            return false;
-        }
-        self.pos += 1;
-        true
-    }
-
-    /// If the input continues with exactly `glue` (e.g. `,"price":`, as a compact writer puts it before a
-    /// value), consume it and return true; otherwise change nothing. The caller guarantees that `glue` is
-    /// an optional `,` followed by an escape-free key and its `:`, so it is valid exactly where
-    /// [`Scanner::next_key`] would have read the same key.
-    #[inline]
-    pub fn try_glue(&mut self, glue: &[u8]) -> bool {
-        let end = self.pos + glue.len();
-        match self.b.get(self.pos..end) {
-            Some(x) if eq_bytes(x, glue) => {
-                self.pos = end;
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// Start an array; then call [`Scanner::next_element`] before each element.
     pub fn begin_array(&mut self) -> R<()> {
         self.ws();
