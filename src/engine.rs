@@ -65,6 +65,9 @@ struct Placement {
     /// Context slots its audiences read (through segments too): a decision computes only the slots
     /// of the placements it was asked for.
     slots: Vec<u16>,
+    /// Decodes only what its audiences read: [`Engine::decide_json`] asked for this placement alone
+    /// decodes the snapshot with it.
+    layout: ProfileLayout,
 }
 
 struct Holdout {
@@ -167,26 +170,30 @@ impl Engine {
         }
         // Decode only what some audience can read: its own paths and those of the segments it reaches
         // (a segment no audience references costs nothing at decode time).
-        let mut usage = crate::context::Usage::none(&def.schema);
-        let mut reached = vec![false; c.segments.len()];
-        let mut stack: Vec<u16> = Vec::new();
-        for t in c.audiences.iter().flatten().flatten() {
-            usage.add(t);
-            stack.extend(t.segments());
-        }
-        while let Some(s) = stack.pop() {
-            let Some(seen) = reached.get_mut(s as usize) else {
-                continue;
-            };
-            if *seen {
-                continue;
-            }
-            *seen = true;
-            if let Some(t) = c.segments.get(s as usize) {
+        let usage_of = |audiences: &mut dyn Iterator<Item = &crate::expr::check::TExpr>| {
+            let mut usage = crate::context::Usage::none(&def.schema);
+            let mut reached = vec![false; c.segments.len()];
+            let mut stack: Vec<u16> = Vec::new();
+            for t in audiences {
                 usage.add(t);
                 stack.extend(t.segments());
             }
-        }
+            while let Some(s) = stack.pop() {
+                let Some(seen) = reached.get_mut(s as usize) else {
+                    continue;
+                };
+                if *seen {
+                    continue;
+                }
+                *seen = true;
+                if let Some(t) = c.segments.get(s as usize) {
+                    usage.add(t);
+                    stack.extend(t.segments());
+                }
+            }
+            usage
+        };
+        let usage = usage_of(&mut c.audiences.iter().flatten().flatten());
         let mut capped = Vec::new();
         let mut groups: Vec<Box<str>> = Vec::new();
         let mut group_members: Vec<u32> = Vec::new();
@@ -276,7 +283,12 @@ impl Engine {
                 experiences: exps,
                 holdouts,
                 slots,
+                layout: ProfileLayout::default(),
             });
+        }
+        for (pi, p) in placements.iter_mut().enumerate() {
+            let usage = usage_of(&mut c.audiences.get(pi).into_iter().flatten().flatten());
+            p.layout = ProfileLayout::with_usage(&def.schema, &capped, &usage);
         }
         // Now that group sizes are known, fill in the member counts.
         for p in &mut placements {
@@ -395,9 +407,29 @@ impl Engine {
         now_ms: i64,
     ) -> Result<DecideResponse, ErrorResponse> {
         let req = DecideRequest::from_json(request)?;
-        let profile = profile.map(|p| self.decode_profile(p)).transpose()?;
+        // Decoded for this one request only, so a placement asked for alone decodes just what its
+        // audiences read (on the retail bundle's `home_hero`: the purchases' `at` and `price`, not their
+        // categories, discounts or the traits).
+        let layout = match req.placements.as_slice() {
+            [one] => self
+                .index
+                .get(one.as_str())
+                .and_then(|&i| self.placements.get(usize::from(i)))
+                .map_or(&self.layout, |p| &p.layout),
+            _ => &self.layout,
+        };
+        let profile = profile
+            .map(|p| {
+                layout.decode(p).map_err(|e| {
+                    ErrorResponse::new(
+                        "invalid_profile",
+                        format!("the profile snapshot is not valid: {e}"),
+                    )
+                })
+            })
+            .transpose()?;
         self.validate(&req)?;
-        Ok(self.decide(&req, profile.as_ref(), now_ms))
+        Ok(self.decide_for(&req, profile.as_ref(), now_ms, &[], layout.id()))
     }
 
     /// Request-level limits (checked by [`Engine::decide_json`]; adapters calling [`Engine::decide`]
@@ -466,7 +498,19 @@ impl Engine {
             scratch,
         );
         if let Some(p) = profile {
-            problems.extend(p.problems.iter().cloned());
+            // Like request inputs, a profile value only other placements read gets no note: the notes
+            // then do not depend on whether the snapshot was decoded for these placements alone.
+            problems.extend(
+                p.problems
+                    .iter()
+                    .filter(|(k, _)| {
+                        found
+                            .iter()
+                            .flatten()
+                            .any(|pl| pl.experiences.iter().any(|e| e.reads.contains(k)))
+                    })
+                    .cloned(),
+            );
         }
         (
             EvalContext {
@@ -511,8 +555,20 @@ impl Engine {
         now_ms: i64,
         counts: &[(&str, u32)],
     ) -> DecideResponse {
+        self.decide_for(req, profile, now_ms, counts, self.layout.id())
+    }
+
+    /// Decide with a profile decoded by the layout with id `layout`.
+    fn decide_for(
+        &self,
+        req: &DecideRequest,
+        profile: Option<&Profile>,
+        now_ms: i64,
+        counts: &[(&str, u32)],
+        layout: u64,
+    ) -> DecideResponse {
         // A profile decoded for another bundle's schema would be read at the wrong indexes: ignore it.
-        let foreign = profile.is_some_and(|p| p.layout_id != self.layout.id());
+        let foreign = profile.is_some_and(|p| p.layout_id != layout);
         let profile = if foreign { None } else { profile };
         let denied = self.consent_denied(req, profile);
         let visible = if denied { None } else { profile };

@@ -291,8 +291,12 @@ type FieldMap = Vec<(Box<str>, (u16, Type))>;
 pub struct Usage {
     /// By trait index.
     pub traits: Vec<bool>,
+    /// By event kind: some rule reads the kind's rows (a `count()` reads no field but needs the rows).
+    pub kinds: Vec<bool>,
     /// By event kind, then field index.
     pub fields: Vec<Vec<bool>>,
+    /// `profile.segments` is read.
+    pub segments: bool,
 }
 
 impl Usage {
@@ -300,11 +304,13 @@ impl Usage {
     pub fn all(schema: &Schema) -> Usage {
         Usage {
             traits: vec![true; schema.traits.len()],
+            kinds: vec![true; schema.events.len()],
             fields: schema
                 .events
                 .iter()
                 .map(|k| vec![true; k.fields.len()])
                 .collect(),
+            segments: true,
         }
     }
 
@@ -312,11 +318,13 @@ impl Usage {
     pub fn none(schema: &Schema) -> Usage {
         Usage {
             traits: vec![false; schema.traits.len()],
+            kinds: vec![false; schema.events.len()],
             fields: schema
                 .events
                 .iter()
                 .map(|k| vec![false; k.fields.len()])
                 .collect(),
+            segments: false,
         }
     }
 
@@ -324,6 +332,9 @@ impl Usage {
     pub fn add(&mut self, t: &crate::expr::check::TExpr) {
         use crate::expr::check::{Agg, TKind};
         fn mark(u: &mut Usage, kind: u16, f: Option<u16>) {
+            if let Some(k) = u.kinds.get_mut(kind as usize) {
+                *k = true;
+            }
             if let Some(f) = f {
                 if let Some(x) = u
                     .fields
@@ -341,12 +352,15 @@ impl Usage {
                         *x = true;
                     }
                 }
+                TKind::Path(PathKey::Events(k)) => mark(u, *k, None),
+                TKind::Path(PathKey::ProfileSegments) => u.segments = true,
                 TKind::Field(f) => {
                     if let Some(k) = kind {
                         mark(u, k, *f);
                     }
                 }
                 TKind::Query(q) => {
+                    mark(u, q.kind, None);
                     for x in &q.filters {
                         walk(u, x, Some(q.kind));
                     }
@@ -397,6 +411,8 @@ pub struct ProfileLayout {
     event_fields: Vec<usize>,
     consent_count: usize,
     exposure_count: usize,
+    /// `profile.segments` is decoded (else skipped).
+    segments: bool,
     id: u64,
 }
 
@@ -421,6 +437,7 @@ impl ProfileLayout {
             .events
             .iter()
             .enumerate()
+            .filter(|(i, _)| usage.kinds.get(*i).copied().unwrap_or(true))
             .map(|(i, k): (usize, &EventKind)| {
                 let used = usage.fields.get(i);
                 let fields = k
@@ -460,6 +477,7 @@ impl ProfileLayout {
             event_fields: schema.events.iter().map(|k| k.fields.len()).collect(),
             consent_count: schema.consent.len() + 1,
             exposure_count: capped.len(),
+            segments: usage.segments,
         }
     }
 
@@ -506,7 +524,9 @@ impl ProfileLayout {
                         }
                     }
                 }
-                "segments" => p.segments = scan_typed(&mut sc, Type::StringList)?.0,
+                "segments" if self.segments => {
+                    p.segments = scan_typed(&mut sc, Type::StringList)?.0
+                }
                 "consent" => {
                     sc.begin_object()?;
                     let mut f = true;
@@ -605,7 +625,7 @@ impl<'de> Visitor<'de> for ProfileSeed<'_> {
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
             match key.0.as_ref() {
                 "traits" => map.next_value_seed(TraitsSeed { layout, p: &mut p })?,
-                "segments" => {
+                "segments" if layout.segments => {
                     let (v, _) = map.next_value_seed(TypedSeed(Type::StringList))?;
                     p.segments = v;
                 }

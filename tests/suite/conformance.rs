@@ -73,6 +73,32 @@ fn run_file(name: &str) -> usize {
             serde_json::to_string(&b).unwrap(),
         );
         assert_eq!(ja, jb, "{cname}: source and artifact engines disagree");
+        // One placement asked for alone decodes the snapshot for it alone (`decide_json`); runtimes that
+        // cache a fully decoded snapshot call `decide`. Both must give the same JSON, and the decision
+        // must be the one it got among the others.
+        let full = profile
+            .as_deref()
+            .map(|p| from_source.decode_profile(p).unwrap());
+        for d in &a.decisions {
+            let mut one: DecideRequest = serde_json::from_slice(&req_bytes).unwrap();
+            one.placements = vec![d.placement.clone()];
+            let alone = from_source
+                .decide_json(&serde_json::to_vec(&one).unwrap(), profile.as_deref(), now)
+                .unwrap();
+            let cached = from_source.decide(&one, full.as_ref(), now);
+            assert_eq!(
+                serde_json::to_string(&alone).unwrap(),
+                serde_json::to_string(&cached).unwrap(),
+                "{cname}: `{}` decoded for itself and fully decoded disagree",
+                d.placement
+            );
+            assert_eq!(
+                serde_json::to_value(&alone.decisions).unwrap(),
+                serde_json::to_value(std::slice::from_ref(d)).unwrap(),
+                "{cname}: `{}` alone and among the others disagree",
+                d.placement
+            );
+        }
         // With explain on, decisions must not change.
         let mut req_explain: DecideRequest = serde_json::from_slice(&req_bytes).unwrap();
         req_explain.explain = true;
