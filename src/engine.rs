@@ -15,21 +15,21 @@ use crate::wire::{
     HoldoutTrace, Outcome, Reason, Trace,
 };
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Most placements one request may ask for.
 pub const MAX_PLACEMENTS_PER_REQUEST: usize = 64;
 
 struct Variant {
-    id: Box<str>,
+    id: Arc<str>,
     /// Exclusive upper bucket bound.
     bound: u32,
     content: Arc<RawValue>,
 }
 
 struct Experience {
-    id: Box<str>,
+    id: Arc<str>,
     priority: i64,
     audience: Option<u32>,
     start: Option<i64>,
@@ -58,7 +58,7 @@ struct Gate<'a> {
 }
 
 struct Placement {
-    id: Box<str>,
+    id: Arc<str>,
     default: Arc<RawValue>,
     experiences: Vec<Experience>,
     holdouts: Vec<u16>,
@@ -84,7 +84,7 @@ pub struct Engine {
     schema: Schema,
     program: Program,
     placements: Vec<Placement>,
-    index: HashMap<Box<str>, u16>,
+    index: crate::hash::FixedMap<Box<str>, u16>,
     holdouts: Vec<Holdout>,
     groups: Vec<Box<str>>,
     layout: ProfileLayout,
@@ -301,7 +301,7 @@ impl Engine {
         let index = placements
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.id.clone(), crate::schema::index16(i)))
+            .map(|(i, p)| (Box::from(&*p.id), crate::schema::index16(i)))
             .collect();
         let holdouts = def
             .holdouts
@@ -313,9 +313,9 @@ impl Engine {
             .collect();
         Engine {
             bundle: BundleRef {
-                id: def.id.clone(),
-                version: def.version.clone(),
-                hash: c.hash.clone(),
+                id: def.id.as_str().into(),
+                version: def.version.as_str().into(),
+                hash: c.hash.as_str().into(),
             },
             salt: def.salt.as_str().into(),
             require_consent: def.require_consent,
@@ -613,7 +613,7 @@ impl Engine {
         let explain = req.explain;
         let Some(p) = placement else {
             return Decision {
-                placement: name.to_string(),
+                placement: name.into(),
                 experience: None,
                 variant: None,
                 content: null_raw(),
@@ -649,7 +649,7 @@ impl Engine {
                     );
                 }
                 return Decision {
-                    placement: name.to_string(),
+                    placement: p.id.clone(),
                     experience: None,
                     variant: None,
                     content: p.default.clone(),
@@ -693,9 +693,9 @@ impl Engine {
                         );
                     }
                     return Decision {
-                        placement: name.to_string(),
-                        experience: Some(String::from(&*e.id)),
-                        variant: Some(String::from(&*v.id)),
+                        placement: p.id.clone(),
+                        experience: Some(e.id.clone()),
+                        variant: Some(v.id.clone()),
                         content: v.content.clone(),
                         reason: Reason::Matched,
                         trace,
@@ -721,7 +721,7 @@ impl Engine {
             };
         }
         Decision {
-            placement: name.to_string(),
+            placement: p.id.clone(),
             experience: None,
             variant: None,
             content: p.default.clone(),
@@ -866,16 +866,17 @@ impl Engine {
             req.visitor_id = Some(format!("visitor-{i}"));
             let r = self.decide(&req, profile, now_ms);
             for d in r.decisions {
+                let placement = d.placement.to_string();
                 let key = match d.reason {
                     Reason::Matched => (
-                        d.placement,
-                        d.experience.unwrap_or_default(),
-                        d.variant.unwrap_or_default(),
+                        placement,
+                        d.experience.as_deref().unwrap_or_default().to_string(),
+                        d.variant.as_deref().unwrap_or_default().to_string(),
                     ),
-                    Reason::Holdout => (d.placement, "(holdout)".into(), String::new()),
-                    Reason::Default => (d.placement, "(default)".into(), String::new()),
+                    Reason::Holdout => (placement, "(holdout)".into(), String::new()),
+                    Reason::Default => (placement, "(default)".into(), String::new()),
                     Reason::UnknownPlacement => {
-                        (d.placement, "(unknown placement)".into(), String::new())
+                        (placement, "(unknown placement)".into(), String::new())
                     }
                 };
                 *counts.entry(key).or_default() += 1;

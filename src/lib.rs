@@ -31,6 +31,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod expr;
 pub mod geoip;
+pub mod hash;
 pub mod schema;
 pub mod signing;
 pub mod snapshot;

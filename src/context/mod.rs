@@ -18,7 +18,6 @@ use crate::value::{Val, Value, Version};
 use crate::wire::DecideRequest;
 use scan::{Kind, Scanner};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::collections::HashMap;
 
 pub mod scan;
 use std::fmt;
@@ -403,10 +402,10 @@ impl Usage {
 /// How to decode profiles for one bundle: names to indexes, precomputed at load.
 #[derive(Clone, Debug, Default)]
 pub struct ProfileLayout {
-    traits: HashMap<Box<str>, (u16, Type)>,
-    events: HashMap<Box<str>, (u16, FieldMap)>,
-    consent: HashMap<Box<str>, u16>,
-    exposures: HashMap<Box<str>, u16>,
+    traits: crate::hash::FixedMap<Box<str>, (u16, Type)>,
+    events: crate::hash::FixedMap<Box<str>, (u16, FieldMap)>,
+    consent: crate::hash::FixedMap<Box<str>, u16>,
+    exposures: crate::hash::FixedMap<Box<str>, u16>,
     trait_count: usize,
     event_fields: Vec<usize>,
     consent_count: usize,

@@ -304,8 +304,8 @@ impl AppState {
             visitor: visitor.to_string(),
             experience: experience.to_string(),
             variant: variant.to_string(),
-            bundle_version: b.version.clone(),
-            bundle_hash: b.hash.clone(),
+            bundle_version: b.version.to_string(),
+            bundle_hash: b.hash.to_string(),
             at_ms: now,
         };
         self.send_log(LogItem::Exposure(e));
@@ -426,7 +426,7 @@ async fn decide(
     }
     st.metrics.decisions(resp.decisions.iter().map(|d| {
         (
-            d.placement.as_str(),
+            &*d.placement,
             d.experience.as_deref().unwrap_or(""),
             d.variant.as_deref().unwrap_or(""),
             match d.reason {
@@ -449,14 +449,14 @@ async fn decide(
                 {
                     // Counted in memory now (the next decision sees it), persisted by the log writer.
                     if let Ok(mut g) = c.lock() {
-                        match g.iter_mut().find(|(x, _)| x == e) {
+                        match g.iter_mut().find(|(x, _)| **x == **e) {
                             Some((_, n)) => *n = n.saturating_add(1),
-                            None => g.push((e.clone(), 1)),
+                            None => g.push((e.to_string(), 1)),
                         }
                     }
                     st.send_log(LogItem::Capped {
                         visitor: visitor.clone(),
-                        experience: e.clone(),
+                        experience: e.to_string(),
                     });
                 }
             }
@@ -677,7 +677,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         cache_entries: entries,
         cache_bytes: bytes,
         exposures_dropped: st.exposures_dropped.load(Ordering::Relaxed),
-        bundle: b.map(|b| (b.id.as_str(), b.version.as_str(), b.hash.as_str())),
+        bundle: b.map(|b| (&*b.id, &*b.version, &*b.hash)),
     });
     (
         StatusCode::OK,

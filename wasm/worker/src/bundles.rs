@@ -133,7 +133,7 @@ async fn load(env: &Env, cfg: &Config, entry: &Entry) -> Result<Rc<Engine>, Fail
             )
         })?;
     let engine = compile(&bytes, cfg)?;
-    if engine.bundle().hash != entry.hash {
+    if *engine.bundle().hash != *entry.hash {
         return Err(Fail::new(
             503,
             "unavailable",
@@ -215,9 +215,9 @@ pub(crate) async fn deploy(env: &Env, cfg: &Config, artifact: Vec<u8>) -> Answer
     };
     let b = engine.bundle();
     let entry = Entry {
-        id: b.id.clone(),
-        version: b.version.clone(),
-        hash: b.hash.clone(),
+        id: b.id.to_string(),
+        version: b.version.to_string(),
+        hash: b.hash.to_string(),
         deployed_at: rfc3339(now_ms()),
         deployment: prev.as_ref().map_or(1, |p| p.current.deployment + 1),
         signature_verified: !cfg.trusted_keys.is_empty(),

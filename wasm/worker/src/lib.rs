@@ -529,9 +529,9 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
             .filter(|d| d.reason == Reason::Matched)
             .filter_map(|d| {
                 d.experience
-                    .as_ref()
+                    .as_deref()
                     .filter(|e| engine.has_frequency_cap(&d.placement, e))
-                    .cloned()
+                    .map(str::to_string)
             })
             .collect();
         if !capped.is_empty() {
