@@ -64,7 +64,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(retail.decide(black_box(&req), Some(&profile), now)))
     });
     let mut req_all = req.clone();
-    req_all.placements = retail.placement_ids().map(str::to_string).collect();
+    req_all.placements = retail
+        .placement_ids()
+        .map(tailor::wire::Text::from)
+        .collect();
     c.bench_function("retail/all 5 placements", |b| {
         b.iter(|| black_box(retail.decide(black_box(&req_all), Some(&profile), now)))
     });
@@ -117,7 +120,7 @@ fn bench(c: &mut Criterion) {
     });
     let big = engine(&files);
     let mut req10 = req.clone();
-    req10.placements = (0..10).map(|p| format!("p{p}")).collect();
+    req10.placements = (0..10).map(|p| format!("p{p}").into()).collect();
     let big_profile = big.decode_profile(&profile_bytes).unwrap();
     c.bench_function("generated/ten placements", |b| {
         b.iter(|| black_box(big.decide(black_box(&req10), Some(&big_profile), now)))

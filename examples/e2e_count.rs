@@ -71,10 +71,10 @@ fn main() {
     // The server benchmark's request: four placements.
     let mut req4 = req.clone();
     req4.placements = ["home_hero", "app_banner", "product_recs", "promo_strip"]
-        .map(String::from)
+        .map(tailor::wire::Text::from)
         .to_vec();
     let mut req10 = req.clone();
-    req10.placements = (0..10).map(|p| format!("p{p}")).collect();
+    req10.placements = (0..10).map(|p| format!("p{p}").into()).collect();
     let big_profile = big
         .as_ref()
         .map(|e| e.decode_profile(&profile_bytes).unwrap());

@@ -860,10 +860,10 @@ impl Engine {
         let mut req = base.clone();
         req.explain = false;
         if req.placements.is_empty() {
-            req.placements = self.placement_ids().map(str::to_string).collect();
+            req.placements = self.placement_ids().map(crate::wire::Text::from).collect();
         }
         for i in 0..visitors {
-            req.visitor_id = Some(format!("visitor-{i}"));
+            req.visitor_id = Some(crate::wire::Text::from(format!("visitor-{i}")));
             let r = self.decide(&req, profile, now_ms);
             for d in r.decisions {
                 let placement = d.placement.to_string();

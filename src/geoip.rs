@@ -12,7 +12,7 @@
 //! operator trusts sets `X-Geo-*` or Cloudflare's visitor-location headers). It is off unless an adapter
 //! opts in: untrusted clients could otherwise claim any location.
 
-use crate::wire::Geo;
+use crate::wire::{Geo, Text};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -205,7 +205,7 @@ impl GeoDb {
         else {
             return Ok(None);
         };
-        let s = |x: Option<&str>| x.map(str::to_string);
+        let s = |x: Option<&str>| x.map(Text::from);
         let top = rec.top_flags();
         let loc = rec.location.unwrap_or_default();
         let flags = match rec.traits {
@@ -237,13 +237,13 @@ impl GeoDb {
 /// visitor-location headers (`CF-IPCountry`, `CF-Region-Code`, `CF-IPCity`, `CF-Postal-Code`,
 /// `CF-IPLatitude`, `CF-IPLongitude`, `CF-Timezone`, `CF-IPContinent`). `X-Geo-*` wins where both are set.
 /// `None` when no location header is present. Cloudflare's `XX`/`T1` country placeholders are dropped.
-pub fn geo_from_headers(headers: &BTreeMap<String, String>) -> Option<Geo> {
-    let get = |names: &[&str]| -> Option<String> {
+pub fn geo_from_headers(headers: &BTreeMap<Text, Text>) -> Option<Geo> {
+    let get = |names: &[&str]| -> Option<Text> {
         names.iter().find_map(|n| {
             headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.trim().to_string())
+                .map(|(_, v)| Text::from(v.trim()))
                 .filter(|v| !v.is_empty())
         })
     };
@@ -255,7 +255,7 @@ pub fn geo_from_headers(headers: &BTreeMap<String, String>) -> Option<Geo> {
     let geo = Geo {
         country: get(&["x-geo-country", "cf-ipcountry"])
             .filter(|c| c != "XX" && c != "T1")
-            .map(|c| c.to_ascii_uppercase()),
+            .map(|c| Text::from(c.to_ascii_uppercase())),
         region: get(&["x-geo-region", "cf-region-code"]),
         city: get(&["x-geo-city", "cf-ipcity"]),
         postal: get(&["x-geo-postal", "cf-postal-code"]),
@@ -276,14 +276,14 @@ mod tests {
 
     #[test]
     fn headers_mode() {
-        let h: BTreeMap<String, String> = [
+        let h: BTreeMap<Text, Text> = [
             ("CF-IPCountry", "kr"),
             ("X-Geo-City", "Seoul"),
             ("cf-iplatitude", "37.5"),
             ("cf-iplongitude", "999"),
         ]
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (Text::from(*k), Text::from(*v)))
         .collect();
         let g = geo_from_headers(&h);
         assert_eq!(g.as_ref().and_then(|g| g.country.as_deref()), Some("KR"));
@@ -291,9 +291,7 @@ mod tests {
         assert_eq!(g.as_ref().and_then(|g| g.latitude), Some(37.5));
         assert_eq!(g.as_ref().and_then(|g| g.longitude), None);
         assert_eq!(geo_from_headers(&BTreeMap::new()), None);
-        let xx: BTreeMap<String, String> = [("cf-ipcountry".to_string(), "XX".to_string())]
-            .into_iter()
-            .collect();
+        let xx: BTreeMap<Text, Text> = [("cf-ipcountry".into(), "XX".into())].into_iter().collect();
         assert_eq!(geo_from_headers(&xx), None);
     }
 }

@@ -573,7 +573,7 @@ fn cmd_device(json: bool) -> Result<(), Fail> {
         #[serde(default)]
         user_agent: String,
         #[serde(default)]
-        headers: std::collections::BTreeMap<String, String>,
+        headers: std::collections::BTreeMap<tailor::wire::Text, tailor::wire::Text>,
     }
     let parser = tailor::device::UaParser::builtin().map_err(|e| Fail(1, format!("error: {e}")))?;
     let stdin = std::io::stdin();

@@ -1767,7 +1767,7 @@ pub enum Slot<'r> {
     Scratch(usize),
 }
 
-fn opt_str(s: Option<&String>) -> Slot<'_> {
+fn opt_str(s: Option<&crate::wire::Text>) -> Slot<'_> {
     Slot::Val(s.map_or(Val::Missing, |s| Val::Str(s)))
 }
 
@@ -1982,7 +1982,7 @@ impl<'r> RequestView<'r> {
                     .find(|(k, _)| k.eq_ignore_ascii_case(name))
                     .map_or(Val::Missing, |(_, v)| Val::Str(v)),
             ),
-            PathKey::Cookie(name) => opt_str(c.cookies.get(name)),
+            PathKey::Cookie(name) => opt_str(c.cookies.get(name.as_str())),
             PathKey::Attribute(i) => {
                 let missing = Slot::Val(Val::Missing);
                 let Some(field) = schema.attributes.get(*i as usize) else {

@@ -8,7 +8,7 @@
 //! `desktop` otherwise.
 
 use super::{Hardware, Os, UaParser, UserAgent};
-use crate::wire::Device;
+use crate::wire::{Device, Text};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -36,12 +36,19 @@ impl Detected {
     /// The wire `device` object rules read.
     pub fn to_wire(&self) -> Device {
         let version = |parts: &[&Option<String>]| {
-            let v: Vec<&str> = parts.iter().map_while(|p| p.as_deref()).collect();
-            (!v.is_empty()).then(|| v.join("."))
+            let mut out = Text::default();
+            for p in parts.iter().map_while(|p| p.as_deref()) {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(p);
+            }
+            (!out.is_empty()).then_some(out)
         };
-        let known = |s: &str| (s != "Other").then(|| s.to_string());
+        let known = |s: &str| (s != "Other").then(|| Text::from(s));
+        let text = |s: &Option<String>| s.as_deref().map(Text::from);
         Device {
-            kind: Some(self.kind.clone()),
+            kind: Some(Text::from(self.kind.as_str())),
             os: known(&self.os.family),
             os_version: version(&[&self.os.major, &self.os.minor, &self.os.patch]),
             browser: known(&self.browser.family),
@@ -50,15 +57,15 @@ impl Detected {
                 &self.browser.minor,
                 &self.browser.patch,
             ]),
-            brand: self.device.brand.clone(),
-            model: self.device.model.clone(),
+            brand: text(&self.device.brand),
+            model: text(&self.device.model),
             is_bot: Some(self.is_bot),
-            app: self.app.clone(),
+            app: text(&self.app),
         }
     }
 }
 
-fn header<'a>(headers: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a BTreeMap<Text, Text>, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -140,7 +147,7 @@ fn contains_any(hay: &str, needles: &[&str]) -> bool {
 ///
 /// Invariant: every header `detect` reads is in the key, or two visitors with the same User-Agent
 /// would share one answer (e.g. two Android apps' web views would get the first one's `device.app`).
-pub fn cache_key(headers: &BTreeMap<String, String>) -> Option<(&str, String)> {
+pub fn cache_key(headers: &BTreeMap<Text, Text>) -> Option<(&str, String)> {
     let ua = crate::wire::header(headers, "user-agent")?;
     let mut key = String::with_capacity(ua.len() + 64);
     key.push_str(ua);
@@ -157,7 +164,7 @@ pub fn cache_key(headers: &BTreeMap<String, String>) -> Option<(&str, String)> {
 }
 
 /// Detect from a User-Agent and the request headers (Client Hints, `X-Requested-With`).
-pub fn detect(parser: &UaParser, user_agent: &str, headers: &BTreeMap<String, String>) -> Detected {
+pub fn detect(parser: &UaParser, user_agent: &str, headers: &BTreeMap<Text, Text>) -> Detected {
     let (mut browser, mut os, mut device) = parser.parse(user_agent);
 
     // Client Hints win where they speak.

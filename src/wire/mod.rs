@@ -11,6 +11,11 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A request string: up to 24 bytes inline (country and currency codes, device and browser names,
+/// most visitor ids and placement names), so parsing a request or copying a cached device or GeoIP
+/// answer allocates for none of them. Dereferences to `str`; build one with `.into()` or `Text::from`.
+pub type Text = compact_str::CompactString;
+
 /// Request header with which an admin decides as of another time (RFC 3339), on every HTTP runtime.
 /// Preview decisions have no side effects (no exposure log, no frequency-cap count).
 pub const PREVIEW_HEADER: &str = "x-tailor-preview-at";
@@ -48,9 +53,9 @@ pub struct DecideRequest {
     /// Stable pseudonymous visitor id; allocation is sticky on it. Without it only experiences marked
     /// `requires_visitor_id = false` can match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visitor_id: Option<String>,
+    pub visitor_id: Option<Text>,
     /// Placements to decide, answered in this order.
-    pub placements: Vec<String>,
+    pub placements: Vec<Text>,
     /// What is known about this request.
     #[serde(default)]
     pub context: RequestContext,
@@ -93,19 +98,19 @@ pub fn read_fast(bytes: &[u8]) -> Option<DecideRequest> {
 pub struct RequestContext {
     /// Full page URL; `request.path`, `request.host`, `request.query.*` and `request.utm.*` come from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<Text>,
     /// Referrer URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referrer: Option<String>,
+    pub referrer: Option<Text>,
     /// Request headers (names are matched case-insensitively; only allow-listed ones reach rules).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<Text, Text>,
     /// Cookies (only allow-listed ones reach rules).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cookies: BTreeMap<String, String>,
+    pub cookies: BTreeMap<Text, Text>,
     /// Client IP (used by adapters for GeoIP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<Text>,
     /// Location, when already resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo: Option<Geo>,
@@ -129,16 +134,16 @@ pub struct RequestContext {
 pub struct Geo {
     /// ISO 3166-1 alpha-2, e.g. `KR`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
+    pub country: Option<Text>,
     /// First subdivision ISO code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
+    pub region: Option<Text>,
     /// City name in English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
+    pub city: Option<Text>,
     /// Postal code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postal: Option<String>,
+    pub postal: Option<Text>,
     /// Latitude.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latitude: Option<f64>,
@@ -147,10 +152,10 @@ pub struct Geo {
     pub longitude: Option<f64>,
     /// IANA time zone; `time.*` is evaluated in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_zone: Option<String>,
+    pub time_zone: Option<Text>,
     /// Continent code, e.g. `AS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub continent: Option<String>,
+    pub continent: Option<Text>,
     /// Accuracy radius in km.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_km: Option<f64>,
@@ -166,31 +171,31 @@ pub struct Geo {
 pub struct Device {
     /// `mobile`, `tablet`, `desktop`, `tv`, `console`, `wearable` or `bot`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
     /// OS family, e.g. `iOS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os: Option<String>,
+    pub os: Option<Text>,
     /// OS version, e.g. `17.4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os_version: Option<String>,
+    pub os_version: Option<Text>,
     /// Browser family, e.g. `Mobile Safari`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub browser: Option<String>,
+    pub browser: Option<Text>,
     /// Browser version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub browser_version: Option<String>,
+    pub browser_version: Option<Text>,
     /// Brand, e.g. `Apple`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
+    pub brand: Option<Text>,
     /// Model, e.g. `iPhone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<Text>,
     /// Known crawler or bot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_bot: Option<bool>,
     /// Android app package hosting the web view (from `X-Requested-With`), e.g. `com.example.shop`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<String>,
+    pub app: Option<Text>,
 }
 
 /// Consent flags.
@@ -210,7 +215,7 @@ pub struct EventBatch {
 }
 
 /// The value of header `name` (case-insensitive) in a header map.
-pub fn header<'a>(h: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+pub fn header<'a>(h: &'a BTreeMap<Text, Text>, name: &str) -> Option<&'a str> {
     h.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())

@@ -12,7 +12,7 @@
 //! `-0` inside attributes, nesting deeper than the scanner allows, and every syntax error. A property
 //! test holds the two to each other on random requests.
 
-use super::{Consent, DecideRequest, Device, Geo, RequestContext};
+use super::{Consent, DecideRequest, Device, Geo, RequestContext, Text};
 use crate::context::scan::{plain_number, Kind, Scanner};
 use std::collections::BTreeMap;
 
@@ -225,12 +225,12 @@ fn null(sc: &mut Sc<'_>) -> Option<bool> {
     Some(false)
 }
 
-fn string(sc: &mut Sc<'_>) -> Option<String> {
+fn string(sc: &mut Sc<'_>) -> Option<Text> {
     (sc.peek().ok()? == Kind::String).then_some(())?;
-    sc.string().ok().map(std::borrow::Cow::into_owned)
+    sc.string().ok().map(|s| Text::from(&*s))
 }
 
-fn opt_string(sc: &mut Sc<'_>) -> Option<Option<String>> {
+fn opt_string(sc: &mut Sc<'_>) -> Option<Option<Text>> {
     if null(sc)? {
         return Some(None);
     }
@@ -269,7 +269,7 @@ fn opt_number(sc: &mut Sc<'_>) -> Option<Option<f64>> {
     Some(Some(f))
 }
 
-fn strings(sc: &mut Sc<'_>) -> Option<Vec<String>> {
+fn strings(sc: &mut Sc<'_>) -> Option<Vec<Text>> {
     sc.begin_array().ok()?;
     let mut out = Vec::new();
     let mut first = true;
@@ -281,13 +281,13 @@ fn strings(sc: &mut Sc<'_>) -> Option<Vec<String>> {
 }
 
 /// A map of strings; a repeated key keeps the last value, as serde's `BTreeMap` does.
-fn string_map(sc: &mut Sc<'_>) -> Option<BTreeMap<String, String>> {
+fn string_map(sc: &mut Sc<'_>) -> Option<BTreeMap<Text, Text>> {
     sc.begin_object().ok()?;
     let mut out = BTreeMap::new();
     let mut first = true;
     while let Some(k) = sc.next_key(first).ok()? {
         first = false;
-        out.insert(k.into_owned(), string(sc)?);
+        out.insert(Text::from(&*k), string(sc)?);
     }
     Some(out)
 }

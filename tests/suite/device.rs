@@ -94,7 +94,7 @@ fn unknown_is_other() {
 fn detect(ua: &str, headers: &[(&str, &str)]) -> tailor::device::Detected {
     let h = headers
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect();
     tailor::device::detect(parser(), ua, &h)
 }
@@ -212,7 +212,7 @@ fn app_web_views_are_detected_and_targetable() {
     use std::collections::BTreeMap;
     let parser = tailor::device::UaParser::builtin().unwrap();
     let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.193 Mobile Safari/537.36";
-    let with = |v: &str| BTreeMap::from([("X-Requested-With".to_string(), v.to_string())]);
+    let with = |v: &str| BTreeMap::from([("X-Requested-With".into(), tailor::wire::Text::from(v))]);
     let d = tailor::device::detect(&parser, ua, &with("com.example.shop"));
     assert_eq!(d.app.as_deref(), Some("com.example.shop"));
     assert_eq!(d.to_wire().app.as_deref(), Some("com.example.shop"));

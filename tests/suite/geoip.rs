@@ -68,7 +68,7 @@ fn check_all(name: &str) -> usize {
             ),
         ];
         for (field, w, g) in expect {
-            if w != g {
+            if w.as_deref() != g.as_deref() {
                 failures.push(format!("{cidr}: {field} is {g:?}, expected {w:?}"));
             }
         }

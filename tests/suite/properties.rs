@@ -171,17 +171,17 @@ fn request() -> impl Strategy<Value = DecideRequest> {
                 visitor_id: Some("v".into()),
                 placements: vec![],
                 context: RequestContext {
-                    url: path.map(|p| format!("https://shop.example{p}")),
+                    url: path.map(|p| format!("https://shop.example{p}").into()),
                     geo: Some(Geo {
-                        country,
+                        country: country.map(Into::into),
                         latitude: point.map(|p| p.0),
                         longitude: point.map(|p| p.1),
                         time_zone: Some("Asia/Seoul".into()),
                         ..Geo::default()
                     }),
                     device: Some(Device {
-                        kind,
-                        os_version: osv,
+                        kind: kind.map(Into::into),
+                        os_version: osv.map(Into::into),
                         ..Device::default()
                     }),
                     visit_count: visits.map(f64::from),

@@ -261,7 +261,10 @@ impl AppState {
         Ok(d)
     }
 
-    fn detect_device(&self, headers: &BTreeMap<String, String>) -> Option<Device> {
+    fn detect_device(
+        &self,
+        headers: &BTreeMap<tailor::wire::Text, tailor::wire::Text>,
+    ) -> Option<Device> {
         let (ua, key) = tailor::device::cache_key(headers)?;
         if let Some(d) = self.ua_cache.get(&key) {
             return Some((*d).clone());
@@ -361,12 +364,12 @@ async fn decide(
         let n = name.as_str();
         if forwarded_header(n, st.cfg.trust_geo_headers) && header(&ctx.headers, n).is_none() {
             if let Ok(v) = value.to_str() {
-                ctx.headers.insert(n.to_string(), v.to_string());
+                ctx.headers.insert(n.into(), v.into());
             }
         }
     }
     if ctx.ip.is_none() {
-        ctx.ip = Some(peer.ip().to_string());
+        ctx.ip = Some(tailor::wire::Text::from(peer.ip().to_string()));
     }
     if ctx.device.is_none() {
         ctx.device = st.detect_device(&ctx.headers);
@@ -455,7 +458,7 @@ async fn decide(
                         }
                     }
                     st.send_log(LogItem::Capped {
-                        visitor: visitor.clone(),
+                        visitor: visitor.to_string(),
                         experience: e.to_string(),
                     });
                 }

@@ -144,13 +144,14 @@ pub fn detect_device_json(user_agent: &str, headers_json: &str) -> Result<String
         .get_or_init(|| tailor::device::UaParser::builtin().map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| JsValue::from_str(e))?;
-    let headers: std::collections::BTreeMap<String, String> = if headers_json.is_empty() {
-        Default::default()
-    } else {
-        serde_json::from_str(headers_json).map_err(|e| {
-            JsValue::from_str(&format!("headers must be a JSON object of strings: {e}"))
-        })?
-    };
+    let headers: std::collections::BTreeMap<tailor::wire::Text, tailor::wire::Text> =
+        if headers_json.is_empty() {
+            Default::default()
+        } else {
+            serde_json::from_str(headers_json).map_err(|e| {
+                JsValue::from_str(&format!("headers must be a JSON object of strings: {e}"))
+            })?
+        };
     let d = tailor::device::detect(parser, user_agent, &headers).to_wire();
     serde_json::to_string(&d).map_err(|e| JsValue::from_str(&e.to_string()))
 }

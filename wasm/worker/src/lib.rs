@@ -410,6 +410,7 @@ fn geo_from_cf(req: &Request) -> Option<Geo> {
             .ok()
             .and_then(|v| v.as_string())
             .filter(|s| !s.is_empty())
+            .map(tailor::wire::Text::from)
     };
     let number = |k: &str| {
         js_sys::Reflect::get(&cf, &k.into()).ok().and_then(|v| {
@@ -432,7 +433,7 @@ fn geo_from_cf(req: &Request) -> Option<Geo> {
     (geo != Geo::default()).then_some(geo)
 }
 
-fn detect_device(headers: &BTreeMap<String, String>) -> Option<Device> {
+fn detect_device(headers: &BTreeMap<tailor::wire::Text, tailor::wire::Text>) -> Option<Device> {
     let (ua, key) = tailor::device::cache_key(headers)?;
     let now = now_ms();
     let (hit, parser) = ISOLATE.with(|i| {
@@ -487,11 +488,11 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
     let c = &mut dreq.context;
     for (k, v) in http_headers {
         if tailor::wire::header(&c.headers, &k).is_none() {
-            c.headers.insert(k, v);
+            c.headers.insert(k.into(), v.into());
         }
     }
     if c.ip.is_none() {
-        c.ip = ip;
+        c.ip = ip.map(Into::into);
     }
     if c.device.is_none() {
         c.device = detect_device(&c.headers);
