@@ -518,11 +518,22 @@ pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
 }
 
+/// String equality without libc's `memcmp` (see [`crate::context::scan::eq_bytes`]): the strings rules
+/// compare are a few bytes long. Measured with callgrind on the generated bundle's ten placements: memcmp's
+/// set-up was 11k of 171k instructions.
+#[inline]
+fn str_eq(a: &str, b: &str) -> bool {
+    crate::context::scan::eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
 /// Comparison semantics shared by both evaluators: values of different kinds, or a missing value, compare
 /// false under every operator (including `!=`).
 pub fn compare(op: CmpOp, a: Val<'_>, b: Val<'_>) -> bool {
     use std::cmp::Ordering;
     let ord: Option<Ordering> = match (a, b) {
+        (Val::Str(x), Val::Str(y)) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+            return str_eq(x, y) == (op == CmpOp::Eq);
+        }
         (Val::Num(x), Val::Num(y)) => x.partial_cmp(&y),
         (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
         (Val::Bool(x), Val::Bool(y)) => {
@@ -744,7 +755,7 @@ impl<'a> Evaluator<'a> {
                 _ => Val::Bool(false),
             },
             Op::StrEq(a, si, neg) => match (self.eval(*a), prog.strs.get(*si as usize)) {
-                (Val::Str(x), Some(c)) => Val::Bool((x == &**c) != *neg),
+                (Val::Str(x), Some(c)) => Val::Bool(str_eq(x, c) != *neg),
                 _ => Val::Bool(false),
             },
             Op::FieldCmpNum(op, f, c) => match self.row.and_then(|(t, r)| t.num(*f, r)) {
@@ -764,14 +775,16 @@ impl<'a> Evaluator<'a> {
             },
             Op::SlotStrEq(i, si, neg) => {
                 match (self.ctx.slots.get(*i as usize), prog.strs.get(*si as usize)) {
-                    (Some(Val::Str(x)), Some(c)) => Val::Bool((**x == **c) != *neg),
+                    (Some(Val::Str(x)), Some(c)) => Val::Bool(str_eq(x, c) != *neg),
                     _ => Val::Bool(false),
                 }
             }
             Op::InConst(n, h, neg) => {
                 let found = match (self.eval(*n), self.eval(*h)) {
                     // Short lists: a linear scan beats binary search (no branchy midpoint chasing).
-                    (Val::Str(s), Val::StrList(l)) if l.len() <= 8 => l.iter().any(|x| **x == *s),
+                    (Val::Str(s), Val::StrList(l)) if l.len() <= 8 => {
+                        l.iter().any(|x| str_eq(x, s))
+                    }
                     (Val::Str(s), Val::StrList(l)) => l.binary_search_by(|x| (**x).cmp(s)).is_ok(),
                     (Val::Num(x), Val::NumList(l)) => {
                         l.binary_search_by(|y| y.total_cmp(&x)).is_ok()
@@ -782,7 +795,7 @@ impl<'a> Evaluator<'a> {
             }
             Op::In(n, h, neg) => {
                 let found = match (self.eval(*n), self.eval(*h)) {
-                    (Val::Str(s), Val::StrList(l)) => l.iter().any(|x| **x == *s),
+                    (Val::Str(s), Val::StrList(l)) => l.iter().any(|x| str_eq(x, s)),
                     (Val::Num(x), Val::NumList(l)) => l.contains(&x),
                     _ => return Val::Bool(false),
                 };
