@@ -99,6 +99,15 @@ fn raw(v: &serde_json::Value) -> Arc<RawValue> {
         .unwrap_or_else(|_| null_raw())
 }
 
+fn decode_with(layout: &ProfileLayout, json: &[u8]) -> Result<Profile, ErrorResponse> {
+    layout.decode(json).map_err(|e| {
+        ErrorResponse::new(
+            "invalid_profile",
+            format!("the profile snapshot is not valid: {e}"),
+        )
+    })
+}
+
 fn null_raw() -> Arc<RawValue> {
     // `null` is always valid JSON; the fallback keeps this total without unwrap.
     RawValue::from_string("null".into())
@@ -363,14 +372,11 @@ impl Engine {
     /// Whether `experience` of `placement` has a `frequency_cap`: adapters that store profiles count its
     /// exposures into the snapshot's `exposures` so the cap applies.
     pub fn has_frequency_cap(&self, placement: &str, experience: &str) -> bool {
-        self.index
-            .get(placement)
-            .and_then(|&i| self.placements.get(usize::from(i)))
-            .is_some_and(|p| {
-                p.experiences
-                    .iter()
-                    .any(|e| &*e.id == experience && e.cap.is_some())
-            })
+        self.placement(placement).is_some_and(|p| {
+            p.experiences
+                .iter()
+                .any(|e| &*e.id == experience && e.cap.is_some())
+        })
     }
 
     /// Identifies how this engine decodes profiles: a [`Profile`] whose `layout_id` equals it was decoded
@@ -381,12 +387,7 @@ impl Engine {
 
     /// Decode a profile snapshot (JSON bytes) for this bundle's schema.
     pub fn decode_profile(&self, json: &[u8]) -> Result<Profile, ErrorResponse> {
-        self.layout.decode(json).map_err(|e| {
-            ErrorResponse::new(
-                "invalid_profile",
-                format!("the profile snapshot is not valid: {e}"),
-            )
-        })
+        decode_with(&self.layout, json)
     }
 
     /// Decode a profile snapshot given as a JSON value.
@@ -411,23 +412,10 @@ impl Engine {
         // audiences read (on the retail bundle's `home_hero`: the purchases' `at` and `price`, not their
         // categories, discounts or the traits).
         let layout = match req.placements.as_slice() {
-            [one] => self
-                .index
-                .get(one.as_str())
-                .and_then(|&i| self.placements.get(usize::from(i)))
-                .map_or(&self.layout, |p| &p.layout),
+            [one] => self.placement(one).map_or(&self.layout, |p| &p.layout),
             _ => &self.layout,
         };
-        let profile = profile
-            .map(|p| {
-                layout.decode(p).map_err(|e| {
-                    ErrorResponse::new(
-                        "invalid_profile",
-                        format!("the profile snapshot is not valid: {e}"),
-                    )
-                })
-            })
-            .transpose()?;
+        let profile = profile.map(|p| decode_with(layout, p)).transpose()?;
         self.validate(&req)?;
         Ok(self.decide_for(&req, profile.as_ref(), now_ms, &[], layout.id()))
     }
@@ -466,12 +454,14 @@ impl Engine {
         req.placements
             .iter()
             .take(MAX_PLACEMENTS_PER_REQUEST)
-            .map(|name| {
-                self.index
-                    .get(name.as_str())
-                    .and_then(|&i| self.placements.get(i as usize))
-            })
+            .map(|name| self.placement(name))
             .collect()
+    }
+
+    fn placement(&self, name: &str) -> Option<&Placement> {
+        self.index
+            .get(name)
+            .and_then(|&i| self.placements.get(usize::from(i)))
     }
 
     fn context_for<'a>(
