@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 mod read;
+mod write;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;

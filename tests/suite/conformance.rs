@@ -73,6 +73,12 @@ fn run_file(name: &str) -> usize {
             serde_json::to_string(&b).unwrap(),
         );
         assert_eq!(ja, jb, "{cname}: source and artifact engines disagree");
+        // The HTTP runtimes answer with `to_json`, which must be serde's text byte for byte.
+        assert_eq!(
+            String::from_utf8(a.to_json().unwrap()).unwrap(),
+            ja,
+            "{cname}: DecideResponse::to_json differs from serde_json"
+        );
         // One placement asked for alone decodes the snapshot for it alone (`decide_json`); runtimes that
         // cache a fully decoded snapshot call `decide`. Both must give the same JSON, and the decision
         // must be the one it got among the others.
@@ -114,6 +120,11 @@ fn run_file(name: &str) -> usize {
             );
             assert!(y.trace.is_some(), "{cname}: explain gave no trace");
         }
+        assert_eq!(
+            c.to_json().unwrap(),
+            serde_json::to_vec(&c).unwrap(),
+            "{cname}: DecideResponse::to_json differs from serde_json with a trace"
+        );
         let got: Value = serde_json::from_str(&ja).unwrap();
         for (placement, want) in expect {
             let d = got["decisions"]

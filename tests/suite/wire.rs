@@ -227,3 +227,76 @@ fn example_request_takes_the_fast_reader() {
     let fast = tailor::wire::read_fast(&bytes).expect("the example request is in the common form");
     assert_eq!(Ok(fast), DecideRequest::from_json_serde(&bytes));
 }
+
+/// Strings with everything JSON must escape, non-ASCII text and the bytes around the escape set.
+fn any_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z_0-9.:-]{0,30}",
+        2 => prop::collection::vec(
+            prop_oneof![
+                Just('"'), Just('\\'), Just('\u{0}'), Just('\u{8}'), Just('\t'), Just('\n'), Just('\u{b}'),
+                Just('\u{c}'), Just('\r'), Just('\u{1f}'), Just(' '), Just('!'), Just('#'), Just('\u{7f}'),
+                Just('é'), Just('—'), Just('😀'), Just('a'), Just('/'),
+            ],
+            0..24,
+        )
+        .prop_map(|c| c.into_iter().collect()),
+        1 => any::<String>(),
+    ]
+}
+
+fn any_decision() -> impl Strategy<Value = tailor::wire::Decision> {
+    use std::sync::Arc;
+    use tailor::wire::{Decision, Reason, Trace};
+    let content = prop_oneof![
+        Just("null"),
+        Just(r#"{"title":"Winter sale — 30 %","cta":"/sale","rows":2}"#),
+        Just(r#"[1,2.5,"x\"y"]"#),
+        Just("true"),
+    ];
+    let reason = prop_oneof![
+        Just(Reason::Matched),
+        Just(Reason::Default),
+        Just(Reason::Holdout),
+        Just(Reason::UnknownPlacement)
+    ];
+    (
+        any_string(),
+        proptest::option::of(any_string()),
+        proptest::option::of(any_string()),
+        content,
+        reason,
+        proptest::option::of(any_string()),
+    )
+        .prop_map(|(p, e, v, c, reason, summary)| Decision {
+            placement: Arc::from(p),
+            experience: e.map(Arc::from),
+            variant: v.map(Arc::from),
+            content: Arc::from(serde_json::value::RawValue::from_string(c.to_string()).unwrap()),
+            reason,
+            trace: summary.map(|summary| Trace {
+                summary,
+                ..Trace::default()
+            }),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// The response writer (`DecideResponse::to_json`) is serde_json's text, byte for byte.
+    #[test]
+    fn response_writer_matches_serde(
+        id in any_string(), version in any_string(), hash in any_string(),
+        decisions in prop::collection::vec(any_decision(), 0..5),
+        notes in prop::collection::vec(any_string(), 0..3),
+    ) {
+        use std::sync::Arc;
+        let resp = tailor::wire::DecideResponse {
+            bundle: tailor::wire::BundleRef { id: Arc::from(id), version: Arc::from(version), hash: Arc::from(hash) },
+            decisions,
+            notes,
+        };
+        let fast = resp.to_json().unwrap();
+        prop_assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(&resp).unwrap());
+    }
+}

@@ -15,6 +15,9 @@
 //! never put back a snapshot older than a committed write.
 
 use moka::sync::Cache;
+
+/// moka caches keyed by visitor id, hashed with foldhash (see cli/Cargo.toml).
+pub type FastCache<K, V> = Cache<K, V, foldhash::fast::RandomState>;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,11 +126,12 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    cache: Cache<String, Snapshot>,
+    cache: FastCache<String, Snapshot>,
     /// Frequency-cap counts per visitor (the server's own serves), loaded from `exposure_counts` on a
     /// miss and incremented in memory at decision time; the log writer persists increments.
-    counts: Cache<String, Counts>,
+    counts: FastCache<String, Counts>,
     stripes: Vec<Mutex<()>>,
+    stripe_hash: foldhash::fast::RandomState,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
@@ -191,14 +195,17 @@ impl Store {
             .max_capacity(cache.max_bytes)
             .weigher(|k: &String, v: &Snapshot| v.weight(k))
             .time_to_live(cache.ttl)
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Ok(Store {
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             cache,
-            counts: Cache::new(200_000),
+            counts: Cache::builder()
+                .max_capacity(200_000)
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripe_hash: foldhash::fast::RandomState::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
@@ -209,13 +216,9 @@ impl Store {
         &self,
         ids: impl Iterator<Item = &'a str>,
     ) -> Vec<std::sync::MutexGuard<'_, ()>> {
-        use std::hash::{Hash, Hasher};
+        use std::hash::BuildHasher;
         let mut idx: Vec<usize> = ids
-            .map(|id| {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                id.hash(&mut h);
-                usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0)
-            })
+            .map(|id| usize::try_from(self.stripe_hash.hash_one(id) % STRIPES as u64).unwrap_or(0))
             .collect();
         idx.sort_unstable();
         idx.dedup();

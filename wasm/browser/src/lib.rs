@@ -125,12 +125,14 @@ impl Engine {
         #[allow(clippy::cast_possible_truncation)]
         let now = now_ms as i64;
         let resp = self.inner.decide(&req, profile, now);
-        serde_json::to_string(&resp).map_err(|e| {
-            error(&tailor::wire::ErrorResponse::new(
-                "internal",
-                format!("serializing the response: {e}"),
-            ))
-        })
+        resp.to_json()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| {
+                error(&tailor::wire::ErrorResponse::new(
+                    "internal",
+                    format!("serializing the response: {e}"),
+                ))
+            })
     }
 }
 

@@ -546,7 +546,7 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
             });
         }
     }
-    Ok(json(200, &resp))
+    Ok(json_bytes(200, resp.to_json().unwrap_or_default()))
 }
 
 async fn healthz(env: &Env, cfg: &Config) -> Answer {
@@ -589,7 +589,7 @@ async fn bench_decide(req: Request, env: &Env, cfg: &Config) -> Answer {
         let r = DecideRequest::from_json(&body)?;
         engine.validate(&r)?;
         let resp = engine.decide(&r, profile.as_deref(), now);
-        bytes += serde_json::to_vec(&resp).map(|v| v.len()).unwrap_or(0);
+        bytes += resp.to_json().map(|v| v.len()).unwrap_or(0);
     }
     Ok(json(200, &serde_json::json!({ "n": n, "bytes": bytes })))
 }
