@@ -355,13 +355,26 @@ use tailor::wire::{forwarded_header, header};
 
 type AppResult = Result<Response, ApiError>;
 
+/// The request's headers (moved, not cloned as axum's `HeaderMap` extractor does) and its body (under
+/// the route's `DefaultBodyLimit`).
+struct HeadersAndBody(HeaderMap, Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for HeadersAndBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(HeadersAndBody(headers, body))
+    }
+}
+
 async fn decide(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    http_headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    HeadersAndBody(http_headers, body): HeadersAndBody,
 ) -> AppResult {
-    let body = body?;
     let preview = preview_at(&st, &http_headers)?;
     let mut req = DecideRequest::from_json(&body).map_err(|e| ApiError {
         status: 400,
