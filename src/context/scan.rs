@@ -61,6 +61,27 @@ pub(crate) fn find_stop(b: &[u8]) -> usize {
         .unwrap_or(tail.len())
 }
 
+/// Index of the first `c` in `b`, eight bytes at a time: a byte equal to `c` is a zero byte of
+/// `x ^ c·0x01…01`, and `(v - 0x01…01) & !v & 0x80…80` flags zero bytes (borrows can flag bytes above
+/// a true hit, never below it, so the lowest flag is exact). Measured with callgrind on a 67-byte URL and
+/// its five `utm_*` lookups: ~1 instruction per byte against ~5 for a byte loop.
+#[inline]
+pub fn find_byte(b: &[u8], c: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * u64::from(c);
+    let mut i = 0;
+    while let Some(w) = b.get(i..).and_then(|t| t.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*w) ^ pat;
+        let hits = x.wrapping_sub(LO) & !x & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?.iter().position(|&x| x == c).map(|p| i + p)
+}
+
 /// `a == b` for short slices, inline: two overlapping words for 4–16 bytes, a word loop beyond.
 /// Measured with callgrind: the libc `memcmp` that slice equality calls costs ~25 instructions of
 /// set-up per call, and an iterator over 8-byte chunks ~45; keys and repeated event values are a few
@@ -754,6 +775,28 @@ mod tests {
         assert_eq!(fast_decimal("0.30000000000000004"), None);
         assert_eq!(fast_decimal("9007199254740993"), None);
         assert_eq!(fast_decimal("1e5"), None);
+    }
+
+    #[test]
+    fn find_byte_agrees_with_a_byte_loop() {
+        let mut x: u32 = 11;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        // The target, its neighbours, bytes with the top bit set, zero.
+                        *b"&&%'\x00\x80\xa6\xffab=?"
+                            .get((x >> 16) as usize % 12)
+                            .unwrap_or(&b'a')
+                    })
+                    .collect();
+                for c in [b'&', b'=', 0, 0x80, 0xff] {
+                    let want = bytes.iter().position(|&b| b == c);
+                    assert_eq!(find_byte(&bytes, c), want, "{bytes:?} {c}");
+                }
+            }
+        }
     }
 
     #[test]
