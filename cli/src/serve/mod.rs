@@ -496,8 +496,9 @@ async fn decide(
                         }
                     }
                     st.send_log(LogItem::Capped {
-                        visitor: visitor.to_string(),
-                        experience: e.to_string(),
+                        // `String::from`, not `to_string`: the latter goes through the formatter.
+                        visitor: String::from(visitor.as_str()),
+                        experience: String::from(&**e),
                     });
                 }
             }
