@@ -3,6 +3,8 @@
 #
 #   scripts/bench-serve.sh            decide vs a static JSON route on the same server, same run
 #   scripts/bench-serve.sh --million  memory with 1,000,000 stored profiles and a bounded cache
+#   scripts/bench-serve.sh --ab OLD   this tree's server against another build (OLD: a `tailor` binary),
+#                                     alternating, three rounds of decide then static on the same data
 #
 # Env: DURATION (default 20s), CONNECTIONS (64), THREADS (2); PIN=1 pins the server to CPU 0 and wrk to
 # CPU 1 (one wrk thread), so the two do not compete for the same core.
@@ -68,6 +70,28 @@ if [[ ${1:-} == --million ]]; then
     echo -n "after load:  "; rss $PID
     curl -s "$URL/metrics" | grep -E "^tailor_profile_cache_(entries|bytes|hit_ratio)"
     kill $PID; wait $PID 2>/dev/null || true
+  done
+  exit 0
+fi
+
+if [[ ${1:-} == --ab ]]; then
+  OLD=${2:?usage: bench-serve.sh --ab OLD_TAILOR_BINARY}
+  python3 scripts/bench/profiles.py 10000 30 > "$WORK/profiles.jsonl"
+  "$BIN" import --data "$WORK/data" "$WORK/profiles.jsonl" >/dev/null
+  NEW=$BIN
+  for round in 1 2 3; do
+    for b in "$OLD" "$NEW"; do
+      BIN=$b start "$WORK/data"
+      VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s scripts/bench/wrk-decide.lua "$URL" >/dev/null
+      line="round $round $([[ $b == "$OLD" ]] && echo old || echo new):"
+      for t in /v1/decide /static; do
+        before=$(cpu $PID)
+        TARGET=$t VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}" --latency -s scripts/bench/wrk-decide.lua "$URL" >"$WORK/ab"
+        line="$line $t $(awk '/Requests\/sec/ {print $2}' "$WORK/ab") req/s, p99 $(awk '$1 == "99%" {print $2}' "$WORK/ab"), $(per_request "$before" "$(cpu $PID)" "$(awk '/requests in/ {print $1}' "$WORK/ab")");"
+      done
+      echo "$line"
+      kill $PID; wait $PID 2>/dev/null || true
+    done
   done
   exit 0
 fi
