@@ -326,6 +326,24 @@ fn profiles_decide_and_auth_over_http() {
         "{trace}"
     );
     assert!(r.header("x-request-id").is_some());
+    // GeoIP through the server's answer cache (MaxMind test DB: 2001:220::/32 is KR). The first request
+    // fills the cache, the second (same address, padded) is answered from it; a malformed address leaves
+    // `geo` empty and the decision still succeeds.
+    let kr = |ip: &str| {
+        let r = s.request(
+            "POST",
+            "/v1/decide",
+            &[],
+            json!({"visitor_id": "v-geo", "placements": ["home_hero"], "context": {"ip": ip}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+        decision(&r.json(), "home_hero")["experience"].clone()
+    };
+    assert_eq!(kr("2001:220::1"), "kr-hero");
+    assert_eq!(kr(" 2001:220::1 "), "kr-hero");
+    assert_eq!(kr("not-an-address"), serde_json::Value::Null);
 
     // JSON errors everywhere.
     let r = s.get("/nope");

@@ -159,10 +159,11 @@ pub struct AppState {
     ua: tailor::device::UaParser,
     /// Detected devices by User-Agent + Client Hints: real traffic repeats a few thousand strings.
     ua_cache: store::FastCache<String, Arc<Device>>,
-    /// GeoIP answers by client address as sent (a cold lookup decodes the City record: ~9k instructions,
-    /// callgrind; a hit ~0.5k). The database does not change while the server runs, so entries never go
+    /// GeoIP answers by parsed client address (a cold lookup decodes the City record: ~9k instructions,
+    /// callgrind; a hit ~0.5k). Keyed by `IpAddr`, not the text a client sent, so a key is 16 bytes
+    /// whatever the body holds. The database does not change while the server runs, so entries never go
     /// stale; the bound keeps memory at a few MiB.
-    geo_cache: store::FastCache<tailor::wire::Text, Option<Arc<tailor::wire::Geo>>>,
+    geo_cache: store::FastCache<std::net::IpAddr, Option<Arc<tailor::wire::Geo>>>,
     /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
     exposure_seen: Mutex<std::collections::HashSet<u64, foldhash::fast::RandomState>>,
     /// Hashes (visitor, experience, variant, bundle) for `exposure_seen`.
@@ -288,15 +289,16 @@ impl AppState {
     }
 
     /// The location of a client address. Unknown or malformed addresses give `None` (the decision still
-    /// succeeds); both answers are cached.
-    fn geo_lookup(&self, ip: &tailor::wire::Text) -> Option<tailor::wire::Geo> {
+    /// succeeds); answers for well-formed addresses are cached, known or not.
+    fn geo_lookup(&self, ip: &str) -> Option<tailor::wire::Geo> {
         let db = self.geo.as_ref()?;
-        if let Some(g) = self.geo_cache.get(ip) {
+        let addr: std::net::IpAddr = ip.trim().parse().ok()?;
+        if let Some(g) = self.geo_cache.get(&addr) {
             return g.as_deref().cloned();
         }
-        let g = db.lookup_str(ip).ok().flatten();
+        let g = db.lookup(addr).ok().flatten();
         self.geo_cache
-            .insert(ip.clone(), g.as_ref().map(|g| Arc::new(g.clone())));
+            .insert(addr, g.as_ref().map(|g| Arc::new(g.clone())));
         g
     }
 

@@ -126,7 +126,11 @@ impl Engine {
         let now = now_ms as i64;
         let resp = self.inner.decide(&req, profile, now);
         resp.to_json()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            // JSON text is UTF-8: the conversion takes the buffer without copying.
+            .map(|b| {
+                String::from_utf8(b)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
             .map_err(|e| {
                 error(&tailor::wire::ErrorResponse::new(
                     "internal",
