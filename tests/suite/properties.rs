@@ -55,6 +55,8 @@ fn num() -> impl Strategy<Value = String> {
         Just("days_since(profile.signup_at)".to_string()),
         Just("distance_km(geo, 37.5, 127.0)".to_string()),
         ev_bool().prop_map(|p| format!("profile.purchases.where({p}).avg(price)")),
+        ev_bool().prop_map(|p| format!("profile.purchases.where({p}).count()")),
+        ev_bool().prop_map(|p| format!("profile.purchases.where({p}).sum(price)")),
     ];
     leaf.prop_recursive(2, 8, 2, |inner| {
         (
@@ -126,7 +128,18 @@ fn boolean() -> impl Strategy<Value = String> {
         Just("segment.s0".to_string()),
         Just("segment.s1".to_string()),
         Just("\"vip\" in profile.tags".to_string()),
-        Just("device.os_version >= \"16.4\"".to_string()),
+        (cmp.clone(), prop_oneof![Just("16.4"), Just("17"), Just("v15.1.0")])
+            .prop_map(|(o, v)| format!("device.os_version {o} \"{v}\"")),
+        (num(), any::<bool>()).prop_map(|(a, neg)| format!(
+            "{a} {}in [3.5, 120, 7]",
+            if neg { "not " } else { "" }
+        )),
+        (string(), any::<bool>()).prop_map(|(a, neg)| format!(
+            "{a} {}in [\"AU\", \"BR\", \"CA\", \"DE\", \"FR\", \"GB\", \"IN\", \"JP\", \"KR\", \"US\"]",
+            if neg { "not " } else { "" }
+        )),
+        (string(), prop_oneof![Just("contains"), Just("ends_with")])
+            .prop_map(|(a, f)| format!("{a}.{f}(\"e\")")),
         Just("in_area(geo, \"box\")".to_string()),
         Just("time.now - profile.signup_at > 400d".to_string()),
         ev_bool().prop_map(|p| format!("profile.purchases.any({p})")),
@@ -304,7 +317,9 @@ fn both(src: &str, req: &DecideRequest, profile: Option<&Profile>) -> (bool, boo
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // Many cases: a random tree of ~20 leaves rarely makes one particular leaf decide the result, and a
+    // case costs ~10 us, so 20,000 take a fraction of a second (2,000 missed a negation flipped in one op).
+    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
 
     #[test]
     fn compiled_matches_reference(src in boolean(), req in request(), profile in profile()) {
@@ -349,6 +364,9 @@ fn known_cases_agree() {
         "profile.purchases.all(discounted)",
         "exists(profile.purchases.last().at)",
         "(1 / 0) > 0 || true",
+        "attributes.cart in [3.5, 120, 7]",
+        "attributes.cart not in [3.5, 120, 7]",
+        "(attributes.cart + 1) in [3.5, 120, 7]",
     ] {
         let (a, b) = both(src, &req, None);
         assert_eq!(a, b, "{src}");
