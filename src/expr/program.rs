@@ -928,6 +928,20 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Whether row `r` of `table` passes a query's filter.
+    #[inline(always)]
+    fn row_matches(&mut self, filter: RowFilter<'a>, table: &'a EventTable, r: usize) -> bool {
+        match filter {
+            RowFilter::All => true,
+            RowFilter::Num(op, f, c) => table.num(f, r).is_some_and(|x| cmp_num(op, x, c)),
+            RowFilter::Str(f, s, neg) => table.str_is(f, r, s).is_some_and(|eq| eq != neg),
+            RowFilter::Op(f) => {
+                self.row = Some((table, r));
+                self.test(f)
+            }
+        }
+    }
+
     fn query(&mut self, q: &'a QueryOp) -> Val<'a> {
         let prog = self.prog;
         let table = self.table(q.kind);
@@ -950,17 +964,6 @@ impl<'a> Evaluator<'a> {
             },
             Some((id, _)) => RowFilter::Op(id),
         };
-        let matches = |ev: &mut Self, r: usize| -> bool {
-            match filter {
-                RowFilter::All => true,
-                RowFilter::Num(op, f, c) => table.num(f, r).is_some_and(|x| cmp_num(op, x, c)),
-                RowFilter::Str(f, s, neg) => table.str_is(f, r, s).is_some_and(|eq| eq != neg),
-                RowFilter::Op(f) => {
-                    ev.row = Some((table, r));
-                    ev.test(f)
-                }
-            }
-        };
         let value = |r: usize, f: FieldRef| -> Val<'a> {
             match f {
                 None => table.at.get(r).copied().map_or(Val::Missing, Val::Time),
@@ -968,10 +971,13 @@ impl<'a> Evaluator<'a> {
             }
         };
         let result = match q.agg {
+            AggOp::Count if matches!(filter, RowFilter::All) => {
+                Val::Num(f64::from(u32::try_from(n.saturating_sub(start)).unwrap_or(u32::MAX)))
+            }
             AggOp::Count => {
                 let mut c = 0u32;
                 for r in start..n {
-                    if matches(self, r) {
+                    if self.row_matches(filter, table, r) {
                         c += 1;
                     }
                 }
@@ -980,7 +986,7 @@ impl<'a> Evaluator<'a> {
             AggOp::Sum(f) | AggOp::Avg(f) => {
                 let (mut sum, mut c) = (0.0, 0u32);
                 for r in start..n {
-                    if matches(self, r) {
+                    if self.row_matches(filter, table, r) {
                         if let Some(x) = table.num(f, r) {
                             sum += x;
                             c += 1;
@@ -997,7 +1003,7 @@ impl<'a> Evaluator<'a> {
                 let want_min = matches!(q.agg, AggOp::Min(_));
                 let mut best = Val::Missing;
                 for r in start..n {
-                    if !matches(self, r) {
+                    if !self.row_matches(filter, table, r) {
                         continue;
                     }
                     let v = value(r, f);
@@ -1016,7 +1022,7 @@ impl<'a> Evaluator<'a> {
                 let any = matches!(q.agg, AggOp::Any(_));
                 let mut result = !any;
                 for r in start..n {
-                    if !matches(self, r) {
+                    if !self.row_matches(filter, table, r) {
                         continue;
                     }
                     self.row = Some((table, r));
@@ -1037,14 +1043,14 @@ impl<'a> Evaluator<'a> {
                 let mut found = None;
                 if last {
                     for r in (start..n).rev() {
-                        if matches(self, r) {
+                        if self.row_matches(filter, table, r) {
                             found = Some(r);
                             break;
                         }
                     }
                 } else {
                     for r in start..n {
-                        if matches(self, r) {
+                        if self.row_matches(filter, table, r) {
                             found = Some(r);
                             break;
                         }
