@@ -971,9 +971,9 @@ impl<'a> Evaluator<'a> {
             }
         };
         let result = match q.agg {
-            AggOp::Count if matches!(filter, RowFilter::All) => {
-                Val::Num(f64::from(u32::try_from(n.saturating_sub(start)).unwrap_or(u32::MAX)))
-            }
+            AggOp::Count if matches!(filter, RowFilter::All) => Val::Num(f64::from(
+                u32::try_from(n.saturating_sub(start)).unwrap_or(u32::MAX),
+            )),
             AggOp::Count => {
                 let mut c = 0u32;
                 for r in start..n {
