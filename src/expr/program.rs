@@ -691,7 +691,7 @@ impl<'a> Evaluator<'a> {
     /// building a [`Val`] (returned through memory) for every operand. Boolean ops are matched only here and
     /// value ops only in [`Evaluator::eval`], each of which hands the other's to it: both matches list
     /// every op, so the compiler keeps them complete. Measured with callgrind on the generated bundle's ten
-    /// placements (with the slot forms below): 165.8k instructions before.
+    /// placements, together with the slot forms and the inline query filters: 165.8k → 113.4k instructions.
     pub fn test(&mut self, id: u32) -> bool {
         let prog = self.prog;
         let Some(op) = prog.ops.get(id as usize) else {
