@@ -139,8 +139,8 @@ fn eq_bytes_agrees_with_slice_equality() {
 }
 
 /// A known object key as the bytes `"name":`, in three little-endian words with masks, for
-/// [`Scanner::next_key_in`]. Names longer than 21 bytes get an empty pattern, which never matches (such
-/// keys are read the general way).
+/// [`Scanner::next_key_in`]. A name longer than 21 bytes gets a pattern that never matches (a NUL byte
+/// where the opening quote is), so such keys are read the general way.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeyPat {
     w: [u64; 3],
@@ -157,6 +157,7 @@ impl KeyPat {
         let n = b.len() + 3;
         let (mut w, mut m) = ([0u64; 3], [0u64; 3]);
         if n > 24 {
+            m[0] = 0xFF;
             return KeyPat { w, m, len: 0 };
         }
         let mut i = 0;
@@ -402,10 +403,11 @@ impl<'a> Scanner<'a> {
         let (b, c) = r.split_at(8);
         let word = |x: &[u8]| x.first_chunk::<8>().map_or(0, |v| u64::from_le_bytes(*v));
         let w = [word(a), word(b), word(c)];
+        // Most candidates differ in the first word (the quote and seven bytes of the name).
         for (i, k) in keys.iter().enumerate() {
-            if ((w[0] ^ k.w[0]) & k.m[0]) | ((w[1] ^ k.w[1]) & k.m[1]) | ((w[2] ^ k.w[2]) & k.m[2])
-                == 0
-                && k.len != 0
+            if (w[0] ^ k.w[0]) & k.m[0] == 0
+                && (w[1] ^ k.w[1]) & k.m[1] == 0
+                && (w[2] ^ k.w[2]) & k.m[2] == 0
             {
                 self.pos += k.len;
                 return Ok(Some(Ok(i)));
@@ -940,5 +942,40 @@ mod tests {
         let mut sc =
             Scanner::new(br#""a\n\u00e9\ud83d\ude00b""#).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(sc.string().ok().as_deref(), Some("a\né😀b"));
+    }
+
+    /// `next_key_in` finds a known key by its raw bytes only when it is written plainly, and reads every
+    /// other key (escaped, spaced, unknown, too long for a pattern, at the very end) as `next_key` does.
+    #[test]
+    fn known_keys_by_bytes_and_every_other_key_the_general_way() {
+        const LONG: &str = "a_field_name_of_22_byt";
+        let keys = [KeyPat::new("url"), KeyPat::new("urls"), KeyPat::new(LONG)];
+        let read = |text: &str| -> Vec<Result<usize, String>> {
+            let mut sc = Scanner::new(text.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
+            sc.begin_object().unwrap_or_else(|e| unreachable!("{e}"));
+            let mut out = Vec::new();
+            let mut first = true;
+            while let Some(k) = sc
+                .next_key_in(first, &keys)
+                .unwrap_or_else(|e| unreachable!("{e}"))
+            {
+                first = false;
+                out.push(k.map_err(|k| k.into_owned()));
+                sc.skip().unwrap_or_else(|e| unreachable!("{e}"));
+            }
+            out
+        };
+        assert_eq!(read(r#"{"urls":1,"url":2}"#), vec![Ok(1), Ok(0)]);
+        assert_eq!(
+            read(r#"{"u\u0072l":1, "url" :2,"uri":3}"#),
+            vec![Err("url".into()), Err("url".into()), Err("uri".into())]
+        );
+        assert_eq!(read(&format!(r#"{{"{LONG}":1}}"#)), vec![Err(LONG.into())]);
+        // Fewer than 24 bytes left: the padded window still matches exactly.
+        assert_eq!(read(r#"{"url":1}"#), vec![Ok(0)]);
+        assert_eq!(read(r#"{"ur":1}"#), vec![Err("ur".into())]);
+        let mut sc = Scanner::new(br#"{"url"1}"#).unwrap_or_else(|e| unreachable!("{e}"));
+        sc.begin_object().unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(sc.next_key_in(true, &keys).is_err());
     }
 }
