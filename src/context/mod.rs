@@ -412,8 +412,28 @@ pub struct ProfileLayout {
     exposure_count: usize,
     /// `profile.segments` is decoded (else skipped).
     segments: bool,
+    /// Every declared trait's and event kind's name as a key pattern ([`Scanner::next_key_in`]), with
+    /// what the layout does with it (`None`: skip the value): keys written plainly are found without
+    /// reading them as strings and hashing them.
+    trait_pats: Vec<scan::KeyPat>,
+    trait_by_pat: Vec<(Box<str>, TraitSlot)>,
+    event_pats: Vec<scan::KeyPat>,
+    event_by_pat: Vec<Box<str>>,
     id: u64,
 }
+
+/// Where a trait goes in [`Profile::traits`] and its type; `None` for a trait this layout skips.
+type TraitSlot = Option<(u16, Type)>;
+
+/// The top-level keys of a profile snapshot, in the order [`ProfileLayout::scan`] numbers them.
+const TOP_KEYS: [scan::KeyPat; 5] = [
+    scan::KeyPat::new("traits"),
+    scan::KeyPat::new("segments"),
+    scan::KeyPat::new("consent"),
+    scan::KeyPat::new("exposures"),
+    scan::KeyPat::new("events"),
+];
+const TOP_NAMES: [&str; 5] = ["traits", "segments", "consent", "exposures", "events"];
 
 impl ProfileLayout {
     /// Layout for `schema`; `capped` lists experiences whose exposure counts matter (frequency caps).
@@ -425,7 +445,7 @@ impl ProfileLayout {
     /// (on the retail bundle: the unread `product_id` and `quantity` of every purchase).
     pub fn with_usage(schema: &Schema, capped: &[String], usage: &Usage) -> ProfileLayout {
         let idx = crate::schema::index16;
-        let traits = schema
+        let traits: crate::hash::FixedMap<Box<str>, (u16, Type)> = schema
             .traits
             .iter()
             .enumerate()
@@ -466,8 +486,35 @@ impl ProfileLayout {
         for b in format!("{schema:?}{capped:?}{usage:?}").bytes() {
             id = (id ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
+        let trait_pats = schema
+            .traits
+            .iter()
+            .map(|f| scan::KeyPat::new(&f.name))
+            .collect();
+        let trait_by_pat = schema
+            .traits
+            .iter()
+            .map(|f| {
+                let slot: Option<&(u16, Type)> = traits.get(f.name.as_str());
+                (f.name.as_str().into(), slot.copied())
+            })
+            .collect();
+        let event_pats = schema
+            .events
+            .iter()
+            .map(|k| scan::KeyPat::new(&k.name))
+            .collect();
+        let event_by_pat = schema
+            .events
+            .iter()
+            .map(|k| k.name.as_str().into())
+            .collect();
         ProfileLayout {
             id,
+            trait_pats,
+            trait_by_pat,
+            event_pats,
+            event_by_pat,
             traits,
             events,
             consent,
@@ -495,16 +542,27 @@ impl ProfileLayout {
         let mut p = self.empty();
         sc.begin_object()?;
         let mut first = true;
-        while let Some(key) = sc.next_key(first)? {
+        while let Some(key) = sc.next_key_in(first, &TOP_KEYS)? {
             first = false;
-            match &*key {
-                "traits" => {
+            let top = match key {
+                Ok(i) => Some(i),
+                Err(k) => TOP_NAMES.iter().position(|n| *n == k),
+            };
+            match top {
+                Some(0) => {
                     sc.begin_object()?;
                     let mut f = true;
-                    while let Some(name) = sc.next_key(f)? {
+                    while let Some(key) = sc.next_key_in(f, &self.trait_pats)? {
                         f = false;
-                        match self.traits.get(&*name) {
-                            Some(&(i, ty)) => {
+                        let (name, slot) = match &key {
+                            Ok(i) => match self.trait_by_pat.get(*i) {
+                                Some((n, slot)) => (&**n, *slot),
+                                None => ("", None),
+                            },
+                            Err(n) => (&**n, self.traits.get(&**n).copied()),
+                        };
+                        match slot {
+                            Some((i, ty)) => {
                                 let (v, problem) = scan_typed(&mut sc, ty)?;
                                 if let Some(found) = problem {
                                     p.problems.push((
@@ -523,10 +581,8 @@ impl ProfileLayout {
                         }
                     }
                 }
-                "segments" if self.segments => {
-                    p.segments = scan_typed(&mut sc, Type::StringList)?.0
-                }
-                "consent" => {
+                Some(1) if self.segments => p.segments = scan_typed(&mut sc, Type::StringList)?.0,
+                Some(2) => {
                     sc.begin_object()?;
                     let mut f = true;
                     while let Some(name) = sc.next_key(f)? {
@@ -539,7 +595,7 @@ impl ProfileLayout {
                         }
                     }
                 }
-                "exposures" => {
+                Some(3) => {
                     sc.begin_object()?;
                     let mut f = true;
                     while let Some(name) = sc.next_key(f)? {
@@ -552,14 +608,18 @@ impl ProfileLayout {
                         }
                     }
                 }
-                "events" => {
+                Some(4) => {
                     sc.begin_object()?;
                     let mut f = true;
-                    while let Some(name) = sc.next_key(f)? {
+                    while let Some(key) = sc.next_key_in(f, &self.event_pats)? {
                         f = false;
+                        let name: &str = match &key {
+                            Ok(i) => self.event_by_pat.get(*i).map_or("", |n| &**n),
+                            Err(n) => n,
+                        };
                         match self
                             .events
-                            .get(&*name)
+                            .get(name)
                             .and_then(|(i, fields)| Some((fields, p.events.get_mut(*i as usize)?)))
                         {
                             Some((fields, table)) => scan_rows(&mut sc, fields, table)?,
