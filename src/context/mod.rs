@@ -899,7 +899,12 @@ fn compact_rows(
                     table.put(row, i, Cell::Bool(v));
                     next
                 }),
-                (Step::Skip, b'"') => string(q).map(|(_, next)| next),
+                // Skipped: its end is all that matters, so no `str` is made (whose slicing checks
+                // char boundaries).
+                (Step::Skip, b'"') => {
+                    let n = scan::find_stop(b.get(q + 1..).unwrap_or(&[]));
+                    (b.get(q + 1 + n) == Some(&b'"')).then_some(q + 2 + n)
+                }
                 (Step::Skip, b'-' | b'0'..=b'9') => scan::plain_number(b, q).map(|(_, next)| next),
                 (Step::Skip, b't' | b'f') => literal_bool(b, q).map(|(_, next)| next),
                 (Step::Skip, b'n') if b.get(q..q + 4) == Some(b"null") => Some(q + 4),
@@ -965,9 +970,12 @@ fn separator(b: &[u8], end: usize) -> Option<&[u8]> {
 /// `true` or `false` at `b[p]`, and the offset after it.
 #[inline]
 fn literal_bool(b: &[u8], p: usize) -> Option<(bool, usize)> {
-    if b.get(p..p + 4) == Some(b"true") {
+    // Fixed-size arrays compare as one load each, where slices compare through a length check and a
+    // byte comparison.
+    let t = b.get(p..)?;
+    if t.first_chunk::<4>() == Some(b"true") {
         Some((true, p + 4))
-    } else if b.get(p..p + 5) == Some(b"false") {
+    } else if t.first_chunk::<5>() == Some(b"false") {
         Some((false, p + 5))
     } else {
         None
