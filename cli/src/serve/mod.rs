@@ -1036,7 +1036,22 @@ fn watch(st: Arc<AppState>, dir: PathBuf) {
         }
         out
     }
+    let build_and_deploy = |only_if_new: bool| match artifact_from_path(&dir) {
+        Ok(a) => {
+            if only_if_new && st.current().is_some_and(|d| *d.artifact == *a) {
+                return;
+            }
+            if let Err(e) = st.deploy(a) {
+                tracing::warn!("watch: {}", e.body.message);
+            }
+        }
+        Err(msg) => tracing::warn!("watch: {msg}"),
+    };
     let mut last = fingerprint(&dir);
+    // An edit saved after start-up loaded the bundle but before this first look is in `last` already:
+    // build once now and deploy it unless it is what is serving (a test that edited right after the
+    // server started found its edit never deployed on a loaded machine).
+    build_and_deploy(true);
     loop {
         std::thread::sleep(Duration::from_millis(300));
         let now = fingerprint(&dir);
@@ -1044,14 +1059,7 @@ fn watch(st: Arc<AppState>, dir: PathBuf) {
             continue;
         }
         last = now;
-        match artifact_from_path(&dir) {
-            Ok(a) => {
-                if let Err(e) = st.deploy(a) {
-                    tracing::warn!("watch: {}", e.body.message);
-                }
-            }
-            Err(msg) => tracing::warn!("watch: {msg}"),
-        }
+        build_and_deploy(false);
     }
 }
 
