@@ -541,8 +541,8 @@ impl ProfileLayout {
         let mut sc = Scanner::new(json)?;
         let mut p = self.empty();
         sc.begin_object()?;
-        let mut first = true;
-        while let Some(key) = sc.next_key_in(first, &TOP_KEYS)? {
+        let (mut first, mut from) = (true, 0);
+        while let Some(key) = sc.next_key_in(first, &TOP_KEYS, &mut from)? {
             first = false;
             let top = match key {
                 Ok(i) => Some(i),
@@ -551,8 +551,8 @@ impl ProfileLayout {
             match top {
                 Some(0) => {
                     sc.begin_object()?;
-                    let mut f = true;
-                    while let Some(key) = sc.next_key_in(f, &self.trait_pats)? {
+                    let (mut f, mut from) = (true, 0);
+                    while let Some(key) = sc.next_key_in(f, &self.trait_pats, &mut from)? {
                         f = false;
                         let (name, slot) = match &key {
                             Ok(i) => match self.trait_by_pat.get(*i) {
@@ -610,8 +610,8 @@ impl ProfileLayout {
                 }
                 Some(4) => {
                     sc.begin_object()?;
-                    let mut f = true;
-                    while let Some(key) = sc.next_key_in(f, &self.event_pats)? {
+                    let (mut f, mut from) = (true, 0);
+                    while let Some(key) = sc.next_key_in(f, &self.event_pats, &mut from)? {
                         f = false;
                         let name: &str = match &key {
                             Ok(i) => self.event_by_pat.get(*i).map_or("", |n| &**n),
@@ -1023,7 +1023,8 @@ fn scan_rows<'a>(
             table.end_row(row, None);
             return Err(e);
         }
-        let mut glue = Vec::new();
+        // Rows rarely have more than eight keys: one allocation, not two as the vector grows.
+        let mut glue = Vec::with_capacity(8);
         let mut last_end = row_start;
         let mut f = true;
         while let Some(key) = sc.next_key(f)? {

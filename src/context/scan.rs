@@ -357,7 +357,8 @@ impl<'a> Scanner<'a> {
     /// Like [`Scanner::next_key`], but first compares the raw bytes with `keys`: `Some(Ok(i))` when
     /// the key is written plainly as `keys[i]` (`"name":`, no escape, no space before the colon),
     /// `Some(Err(key))` for any other key (read the general way), `None` at the end of the object.
-    /// A key read either way is the same key, so callers answer alike. Measured with callgrind on the
+    /// A key read either way is the same key, so callers answer alike. `from` (start it at 0) carries
+    /// where the last key was found from one call to the next. Measured with callgrind on the
     /// example request: a key found this way costs ~30 instructions against ~150 for reading it as a
     /// string and comparing it with each field name.
     #[inline]
@@ -365,6 +366,7 @@ impl<'a> Scanner<'a> {
         &mut self,
         first: bool,
         keys: &[KeyPat],
+        from: &mut usize,
     ) -> R<Option<Result<usize, Cow<'a, str>>>> {
         self.ws();
         match self.b.get(self.pos) {
@@ -403,15 +405,23 @@ impl<'a> Scanner<'a> {
         let (b, c) = r.split_at(8);
         let word = |x: &[u8]| x.first_chunk::<8>().map_or(0, |v| u64::from_le_bytes(*v));
         let w = [word(a), word(b), word(c)];
-        // Most candidates differ in the first word (the quote and seven bytes of the name).
-        for (i, k) in keys.iter().enumerate() {
-            if (w[0] ^ k.w[0]) & k.m[0] == 0
+        // Writers put keys in one order, so the search starts after the key found last (`from`) and
+        // wraps around; most candidates differ in the first word (the quote and seven name bytes).
+        let hit = |k: &KeyPat| {
+            (w[0] ^ k.w[0]) & k.m[0] == 0
                 && (w[1] ^ k.w[1]) & k.m[1] == 0
                 && (w[2] ^ k.w[2]) & k.m[2] == 0
-            {
-                self.pos += k.len;
-                return Ok(Some(Ok(i)));
-            }
+        };
+        let start = (*from).min(keys.len());
+        let (head, tail) = keys.split_at(start);
+        let found = match tail.iter().position(hit) {
+            Some(i) => Some(start + i),
+            None => head.iter().position(hit),
+        };
+        if let Some(i) = found {
+            self.pos += keys.get(i).map_or(0, |k| k.len);
+            *from = i + 1;
+            return Ok(Some(Ok(i)));
         }
         let k = self.string()?;
         self.ws();
@@ -950,9 +960,9 @@ mod tests {
             let mut sc = Scanner::new(text.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"));
             sc.begin_object().unwrap_or_else(|e| unreachable!("{e}"));
             let mut out = Vec::new();
-            let mut first = true;
+            let (mut first, mut from) = (true, 0);
             while let Some(k) = sc
-                .next_key_in(first, &keys)
+                .next_key_in(first, &keys, &mut from)
                 .unwrap_or_else(|e| unreachable!("{e}"))
             {
                 first = false;
@@ -963,6 +973,10 @@ mod tests {
         };
         assert_eq!(read(r#"{"urls":1,"url":2}"#), vec![Ok(1), Ok(0)]);
         assert_eq!(
+            read(r#"{"url":1,"urls":2,"url":3}"#),
+            vec![Ok(0), Ok(1), Ok(0)]
+        );
+        assert_eq!(
             read(r#"{"u\u0072l":1, "url" :2,"uri":3}"#),
             vec![Err("url".into()), Err("url".into()), Err("uri".into())]
         );
@@ -972,6 +986,6 @@ mod tests {
         assert_eq!(read(r#"{"ur":1}"#), vec![Err("ur".into())]);
         let mut sc = Scanner::new(br#"{"url"1}"#).unwrap_or_else(|e| unreachable!("{e}"));
         sc.begin_object().unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(sc.next_key_in(true, &keys).is_err());
+        assert!(sc.next_key_in(true, &keys, &mut 0).is_err());
     }
 }

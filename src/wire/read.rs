@@ -59,8 +59,8 @@ fn object<'a, const N: usize>(
 ) -> Option<()> {
     sc.begin_object().ok()?;
     let mut seen: u64 = 0;
-    let mut first = true;
-    while let Some(key) = sc.next_key_in(first, &fields.pats).ok()? {
+    let (mut first, mut from) = (true, 0);
+    while let Some(key) = sc.next_key_in(first, &fields.pats, &mut from).ok()? {
         first = false;
         let bit = match key {
             Ok(i) => i,
