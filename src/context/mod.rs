@@ -821,7 +821,7 @@ fn compact_rows(
     table: &mut EventTable,
     interned: &mut Vec<(u32, u32)>,
 ) -> usize {
-    let (Some(sep), Some(((glue0, step0), rest))) = (shape.sep, shape.glue.split_first()) else {
+    let (Some(sep), Some((glue0, _))) = (shape.sep, shape.glue.first()) else {
         return p;
     };
     let (b, src) = (sc.input(), sc.src());
@@ -857,7 +857,8 @@ fn compact_rows(
         let (text_len, interned_len) = (table.text.len(), interned.len());
         let mut at = None;
         let mut ok = true;
-        for (j, &(glue, step)) in std::iter::once(&(*glue0, *step0)).chain(rest).enumerate() {
+        for (j, (glue, step)) in shape.glue.iter().enumerate() {
+            let step = *step;
             if j > 0 {
                 if !glue.at(b, q) {
                     ok = false;
