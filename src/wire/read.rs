@@ -13,7 +13,7 @@
 //! test holds the two to each other on random requests.
 
 use super::{Consent, DecideRequest, Device, Geo, RequestContext, Text};
-use crate::context::scan::{plain_number, KeyPat, Kind, Scanner};
+use crate::context::scan::{find_stop, plain_number, KeyPat, Kind, Scanner};
 use std::collections::BTreeMap;
 
 type Sc<'a> = Scanner<'a>;
@@ -232,11 +232,27 @@ fn string(sc: &mut Sc<'_>) -> Option<Text> {
     sc.string().ok().map(|s| Text::from(&*s))
 }
 
-/// A string or `null`, looking at the next byte once.
+/// A string or `null`, looking at the next byte once. An escape-free string is copied straight from
+/// the input (measured with callgrind: ~110 instructions per value through `Scanner::string`'s
+/// whitespace skip, `Cow` and `Result`, ~60 this way); one with escapes goes the general way.
 fn opt_string(sc: &mut Sc<'_>) -> Option<Option<Text>> {
-    match sc.peek().ok()? {
-        Kind::String => sc.string().ok().map(|s| Some(Text::from(&*s))),
-        Kind::Null => sc.null().ok().map(|()| None),
+    let b = sc.input();
+    let mut p = sc.pos();
+    while matches!(b.get(p), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        p += 1;
+    }
+    match b.get(p) {
+        Some(b'"') => {
+            let n = find_stop(b.get(p + 1..)?);
+            if b.get(p + 1 + n) == Some(&b'"') {
+                // Quotes are ASCII, so both ends are char boundaries of the validated input.
+                let text = Text::from(sc.src().get(p + 1..p + 1 + n)?);
+                sc.set_pos(p + 2 + n);
+                return Some(Some(text));
+            }
+            sc.string().ok().map(|s| Some(Text::from(&*s)))
+        }
+        Some(b'n') => sc.null().ok().map(|()| None),
         _ => None,
     }
 }
