@@ -360,8 +360,9 @@ impl<'a> Scanner<'a> {
     /// A key read either way is the same key, so callers answer alike. `from` (start it at 0) carries
     /// where the last key was found from one call to the next. Measured with callgrind on the
     /// example request: a key found this way costs ~30 instructions against ~150 for reading it as a
-    /// string and comparing it with each field name.
-    #[inline]
+    /// string and comparing it with each field name. Always inlined: as a call, its nested answer went
+    /// through memory (~1.6k more instructions end to end, ~1.2k of them in the request).
+    #[inline(always)]
     pub(crate) fn next_key_in(
         &mut self,
         first: bool,
