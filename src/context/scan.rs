@@ -325,12 +325,22 @@ impl<'a> Scanner<'a> {
     /// The next key of the current object (consuming the `:`), or `None` at its end. `first` is true for
     /// the first call after [`Scanner::begin_object`].
     pub fn next_key(&mut self, first: bool) -> R<Option<Cow<'a, str>>> {
+        if !self.key_ahead(first)? {
+            return Ok(None);
+        }
+        self.key_text().map(Some)
+    }
+
+    /// Between keys of an object: `Ok(true)` with the cursor on the next key's opening quote (after a
+    /// separating comma unless `first`), `Ok(false)` past the closing `}`.
+    #[inline(always)]
+    fn key_ahead(&mut self, first: bool) -> R<bool> {
         self.ws();
         match self.b.get(self.pos) {
             Some(b'}') => {
                 self.pos += 1;
                 self.depth -= 1;
-                return Ok(None);
+                return Ok(false);
             }
             Some(b',') if !first => {
                 self.pos += 1;
@@ -345,13 +355,19 @@ impl<'a> Scanner<'a> {
                 })
             }
         }
+        Ok(true)
+    }
+
+    /// A key read as a string, and the `:` after it.
+    #[inline]
+    fn key_text(&mut self) -> R<Cow<'a, str>> {
         let k = self.string()?;
         self.ws();
         if self.b.get(self.pos) != Some(&b':') {
             return self.err("expected `:`");
         }
         self.pos += 1;
-        Ok(Some(k))
+        Ok(k)
     }
 
     /// Like [`Scanner::next_key`], but first compares the raw bytes with `keys`: `Some(Ok(i))` when
@@ -369,25 +385,8 @@ impl<'a> Scanner<'a> {
         keys: &[KeyPat],
         from: &mut usize,
     ) -> R<Option<Result<usize, Cow<'a, str>>>> {
-        self.ws();
-        match self.b.get(self.pos) {
-            Some(b'}') => {
-                self.pos += 1;
-                self.depth -= 1;
-                return Ok(None);
-            }
-            Some(b',') if !first => {
-                self.pos += 1;
-                self.ws();
-            }
-            Some(b'"') if first => {}
-            _ => {
-                return self.err(if first {
-                    "expected a key or `}`"
-                } else {
-                    "expected `,` or `}`"
-                })
-            }
+        if !self.key_ahead(first)? {
+            return Ok(None);
         }
         let rest = self.b.get(self.pos..).unwrap_or(&[]);
         let mut tail = [0u8; 24];
@@ -424,13 +423,7 @@ impl<'a> Scanner<'a> {
             *from = i + 1;
             return Ok(Some(Ok(i)));
         }
-        let k = self.string()?;
-        self.ws();
-        if self.b.get(self.pos) != Some(&b':') {
-            return self.err("expected `:`");
-        }
-        self.pos += 1;
-        Ok(Some(Err(k)))
+        self.key_text().map(|k| Some(Err(k)))
     }
 
     /// Start an array; then call [`Scanner::next_element`] before each element.
