@@ -15,7 +15,7 @@
 
 use crate::schema::{Builtin, EventKind, PathKey, Schema, Type};
 use crate::value::{Val, Value, Version};
-use crate::wire::DecideRequest;
+use crate::wire::{Attr, DecideRequest};
 use scan::{Kind, Scanner};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -2118,19 +2118,15 @@ impl<'r> RequestView<'r> {
                 };
                 // The common shapes borrow; the rest go through the typed decoder.
                 match (field.ty, raw) {
-                    (Type::String, serde_json::Value::String(s)) => {
-                        return (Slot::Val(Val::Str(s)), None)
-                    }
-                    (Type::Bool, serde_json::Value::Bool(b)) => {
-                        return (Slot::Val(Val::Bool(*b)), None)
-                    }
-                    (Type::Number, serde_json::Value::Number(n)) if n.as_f64().is_some() => {
+                    (Type::String, Attr::String(s)) => return (Slot::Val(Val::Str(s)), None),
+                    (Type::Bool, Attr::Bool(b)) => return (Slot::Val(Val::Bool(*b)), None),
+                    (Type::Number, Attr::Number(n)) if n.as_f64().is_some() => {
                         return (opt_num(n.as_f64()), None)
                     }
-                    (_, serde_json::Value::Null) => return (missing, None),
+                    (_, Attr::Null) => return (missing, None),
                     _ => {}
                 }
-                return match TypedSeed(field.ty).deserialize(raw) {
+                return match TypedSeed(field.ty).deserialize(&raw.to_json()) {
                     Ok((v, None)) => (keep(v), None),
                     Ok((v, Some(found))) => (
                         keep(v),

@@ -6,8 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod attrs;
 mod read;
 mod write;
+pub use attrs::{Attr, Attributes};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -125,8 +127,8 @@ pub struct RequestContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visit_count: Option<f64>,
     /// Custom attributes declared in the bundle's `[schema.attributes]`.
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub attributes: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 /// Location fields (`geo.*`).

@@ -12,7 +12,7 @@
 //! `-0` inside attributes, nesting deeper than the scanner allows, and every syntax error. A property
 //! test holds the two to each other on random requests.
 
-use super::{Consent, DecideRequest, Device, Geo, RequestContext, Text};
+use super::{Attr, Attributes, Consent, DecideRequest, Device, Geo, RequestContext, Text};
 use crate::context::scan::{find_stop, plain_number, KeyPat, Kind, Scanner};
 use std::collections::BTreeMap;
 
@@ -313,11 +313,21 @@ fn string_map(sc: &mut Sc<'_>, out: &mut BTreeMap<Text, Text>) -> Option<()> {
     Some(())
 }
 
-fn attributes(sc: &mut Sc<'_>) -> Option<serde_json::Map<String, serde_json::Value>> {
-    match json(sc)? {
-        serde_json::Value::Object(m) => Some(m),
-        _ => None,
+/// Custom attributes: strings as [`Text`] (inline when short), other scalars as serde_json reads them,
+/// arrays and objects as JSON values.
+fn attributes(sc: &mut Sc<'_>) -> Option<Attributes> {
+    sc.begin_object().ok()?;
+    let mut out = Attributes::new();
+    let mut first = true;
+    while let Some(k) = sc.next_key(first).ok()? {
+        first = false;
+        let v = match sc.peek().ok()? {
+            Kind::String | Kind::Null => opt_string(sc)?.map_or(Attr::Null, Attr::String),
+            _ => Attr::from(json(sc)?),
+        };
+        out.insert(Text::from(&*k), v);
     }
+    Some(out)
 }
 
 /// Any JSON value as serde_json builds it.

@@ -200,9 +200,9 @@ fn request() -> impl Strategy<Value = DecideRequest> {
                     visit_count: visits.map(f64::from),
                     attributes: cart
                         .map(|c| {
-                            serde_json::Map::from_iter([
-                                ("cart".to_string(), c),
-                                ("page".to_string(), serde_json::json!("home")),
+                            tailor::wire::Attributes::from_iter([
+                                ("cart", tailor::wire::Attr::from(c)),
+                                ("page", tailor::wire::Attr::from("home")),
                             ])
                         })
                         .unwrap_or_default(),
