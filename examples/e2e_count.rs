@@ -2,7 +2,7 @@
 //! a shared VM where wall-clock times drift): parse the request, decode the profile, decide one placement.
 //!
 //! `cargo build --release --example e2e_count && valgrind --tool=callgrind
-//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request` (`request_serde`: serde alone), `decide` (`decide4`: the server benchmark's four placements),
+//! target/release/examples/e2e_count STAGE N` with STAGE one of `e2e`, `profile`, `request` (`request_serde`: serde alone), `decide` (`decide4`: the server benchmark's four placements; `decide4capped`: the same with `vip-welcome-back` at its cap),
 //! `generated` (ten placements of the generated bundle);
 //! divide the total by N (the fixed start-up cost is measured with N = 0 and subtracted). Allocations per
 //! iteration: `valgrind --tool=dhat` totals ("N blocks") for N = 100 minus N = 0, divided by 100.
@@ -100,6 +100,15 @@ fn main() {
             }
             "decide4" => {
                 bb(engine.decide(bb(&req4), Some(&profile), now));
+            }
+            // The server benchmark's steady state: `vip-welcome-back` has reached its cap.
+            "decide4capped" => {
+                bb(engine.decide_with_counts(
+                    bb(&req4),
+                    Some(&profile),
+                    now,
+                    &[("vip-welcome-back", 20)],
+                ));
             }
             "generated" => {
                 if let (Some(e), Some(p)) = (&big, &big_profile) {

@@ -768,19 +768,6 @@ impl Engine {
                 return Err((Outcome::InputError, Some(note.clone())));
             }
         }
-        if let Some(root) = e.audience {
-            if !ev.test(root) {
-                let detail = explain.then(|| {
-                    let (op, seg) = ev.first_false(root);
-                    let text = self.program.source_of(op);
-                    match seg.and_then(|s| self.program.segment_names.get(s as usize)) {
-                        Some(s) => format!("`{text}` was false (in segment `{s}`)"),
-                        None => format!("`{text}` was false"),
-                    }
-                });
-                return Err((Outcome::AudienceFalse, detail));
-            }
-        }
         if let Some((i, cap)) = e.cap {
             let from_profile = ctx
                 .profile
@@ -796,6 +783,19 @@ impl Engine {
                     Outcome::FrequencyCapped,
                     explain.then(|| format!("seen {seen} times, cap {cap}")),
                 ));
+            }
+        }
+        if let Some(root) = e.audience {
+            if !ev.test(root) {
+                let detail = explain.then(|| {
+                    let (op, seg) = ev.first_false(root);
+                    let text = self.program.source_of(op);
+                    match seg.and_then(|s| self.program.segment_names.get(s as usize)) {
+                        Some(s) => format!("`{text}` was false (in segment `{s}`)"),
+                        None => format!("`{text}` was false"),
+                    }
+                });
+                return Err((Outcome::AudienceFalse, detail));
             }
         }
         let Some(visitor) = visitor else {

@@ -239,3 +239,34 @@ fn profile_decoding_follows_reachable_segments() {
         1
     );
 }
+
+/// The frequency cap is tested before the audience (cheapest first): a capped experience is reported
+/// `frequency_capped` even when its audience is also false, and its audience is not evaluated.
+#[test]
+fn a_capped_experience_is_frequency_capped_before_its_audience_is_read() {
+    let e = engine(&root().join("rules/retail"));
+    let req: DecideRequest = serde_json::from_value(serde_json::json!({
+        "visitor_id": "v-cap-order",
+        "placements": ["home_hero"],
+        "explain": true,
+    }))
+    .unwrap();
+    let now = tailor::time::parse_timestamp("2026-12-03T10:00:00Z").unwrap();
+    // No purchases: `vip-welcome-back`'s audience (high value, returning) is false.
+    let outcome = |exposures: u32| {
+        let p = e
+            .decode_profile(
+                serde_json::json!({"exposures": {"vip-welcome-back": exposures}})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+        let r = serde_json::to_value(e.decide(&req, Some(&p), now)).unwrap();
+        let t = &r["decisions"][0]["trace"]["experiences"][0];
+        assert_eq!(t["experience"], "vip-welcome-back", "{r}");
+        t["outcome"].as_str().unwrap().to_string()
+    };
+    assert_eq!(outcome(0), "audience_false");
+    assert_eq!(outcome(19), "audience_false");
+    assert_eq!(outcome(20), "frequency_capped");
+}
