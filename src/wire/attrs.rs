@@ -114,8 +114,7 @@ impl Attributes {
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&Attr> {
-        // Requests carry a handful of attributes: a linear scan over short keys beats the binary
-        // search's unpredictable branches.
+        // Requests carry a handful of attributes: a linear scan.
         self.entries
             .iter()
             .find(|(k, _)| k.as_str() == name)
