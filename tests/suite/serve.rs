@@ -1007,6 +1007,17 @@ fn frequency_caps_count_the_servers_own_exposures() {
         capped["trace"]["experiences"][0]["detail"],
         "seen 3 times, cap 3"
     );
+    // An event batch replaces the cached snapshot; the counts stay with the visitor.
+    let ev = json!({"events": [{"visitor_id": "v-cap", "type": "view", "at": rfc3339_in(0)}]});
+    assert_eq!(
+        s.admin("POST", "/v1/events", ev.to_string().as_bytes())
+            .status,
+        200
+    );
+    assert_eq!(
+        hero(&s)["trace"]["experiences"][0]["outcome"],
+        "frequency_capped"
+    );
     // The snapshot itself is not rewritten; the counts survive a restart (graceful stop flushes them).
     assert_eq!(
         s.admin("GET", "/v1/profiles/v-cap", b"").json()["exposures"]["vip-welcome-back"],

@@ -165,8 +165,7 @@ pub struct AppState {
     /// stale; the bound keeps memory at a few MiB.
     geo_cache: store::FastCache<std::net::IpAddr, Option<Arc<tailor::wire::Geo>>>,
     /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
-    exposure_seen: Mutex<std::collections::HashSet<u64, foldhash::fast::RandomState>>,
-    /// Hashes (visitor, experience, variant, bundle) for `exposure_seen`.
+    /// Hashes (visitor, experience, variant, bundle) for the exposure log's de-duplication.
     exposure_hash: foldhash::quality::RandomState,
     exposures: Mutex<Option<mpsc::SyncSender<LogItem>>>,
     exposures_dropped: AtomicU64,
@@ -302,12 +301,13 @@ impl AppState {
         g
     }
 
-    /// Queue the first sighting of (visitor, experience, variant, bundle) for the exposure log. Seen
-    /// sets hold 64-bit hashes (a collision drops one row with odds ~1e-8 at 250,000 entries) and are
-    /// cleared at 250,000 entries (~4 MiB); a repeat row after that is harmless, as the report
-    /// uses each visitor's first exposure.
+    /// Queue the first sighting of (visitor, experience, variant, bundle) for the exposure log. The
+    /// visitor's cache entry remembers what it queued ([`store::Cached::first_exposure`]: 64-bit hashes,
+    /// a collision drops one row with odds ~1e-17 per pair); an entry evicted or starting its list
+    /// again may queue a repeat, which is harmless, as the report uses each visitor's first exposure.
     fn log_exposure(
         &self,
+        snapshot: &store::Cached,
         visitor: &str,
         experience: &str,
         variant: &str,
@@ -318,18 +318,8 @@ impl AppState {
         let key = self
             .exposure_hash
             .hash_one((visitor, experience, variant, &*b.hash));
-        {
-            let mut seen = match self.exposure_seen.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            if !seen.insert(key) {
-                return;
-            }
-            if seen.len() > 250_000 {
-                seen.clear();
-                seen.insert(key);
-            }
+        if !snapshot.first_exposure(key) {
+            return;
         }
         let e = Exposure {
             visitor: visitor.to_string(),
@@ -445,10 +435,12 @@ async fn decide(
     };
     // Frequency caps: the counts this server keeps for the visitor (incremented below, persisted by the
     // log writer), added to whatever the snapshot says.
-    let counts = match (&req.visitor_id, engine.has_frequency_caps()) {
-        (Some(id), true) => Some(match st.store.counts_cached(id) {
+    let counts = match (&req.visitor_id, &snapshot, engine.has_frequency_caps()) {
+        (Some(id), Some(snap), true) => Some(match st.store.counts_cached(id, snap) {
             Some(c) => c,
-            None => store_read(&st, id, "counts read", |store, id| store.counts(id)).await?,
+            None => snap.set_counts(
+                store_read(&st, id, "counts read", |store, id| store.counts(id)).await?,
+            ),
         }),
         _ => None,
     };
@@ -481,11 +473,14 @@ async fn decide(
         )
     }));
     // A preview is a look, not a visit: no exposure, no cap count.
-    if let Some(visitor) = req.visitor_id.as_ref().filter(|_| preview.is_none()) {
+    if let (Some(visitor), Some(snap)) = (
+        req.visitor_id.as_ref().filter(|_| preview.is_none()),
+        &snapshot,
+    ) {
         let b = engine.bundle();
         for d in &resp.decisions {
             if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
-                st.log_exposure(visitor, e, v, b, now);
+                st.log_exposure(snap, visitor, e, v, b, now);
                 if let Some(c) = counts
                     .as_ref()
                     .filter(|_| engine.has_frequency_cap(&d.placement, e))
@@ -1124,7 +1119,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
         geo_cache: moka::sync::Cache::builder()
             .max_capacity(GEO_CACHE_ENTRIES)
             .build_with_hasher(foldhash::fast::RandomState::default()),
-        exposure_seen: Mutex::new(std::collections::HashSet::default()),
         exposure_hash: foldhash::quality::RandomState::default(),
         exposures: Mutex::new(Some(tx)),
         exposures_dropped: AtomicU64::new(0),
