@@ -353,8 +353,16 @@ fn profiles_decide_and_auth_over_http() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "invalid_request");
 
+    // Placement names the bundle does not define are counted, but never become metric labels.
+    for name in ["zz-probe-1", "zz-probe-2"] {
+        let r = s.decide(&json!({"placements": [name]}));
+        assert_eq!(decision(&r, name)["reason"], "unknown_placement");
+    }
+
     let m = String::from_utf8(s.get("/metrics").body).unwrap();
     assert!(m.contains("tailor_decisions_total{placement=\"home_hero\",experience=\"vip-welcome-back\",variant=\"main\",reason=\"matched\"} 1"), "{m}");
+    assert!(m.contains("tailor_decisions_total{placement=\"\",experience=\"\",variant=\"\",reason=\"unknown_placement\"} 2"), "{m}");
+    assert!(!m.contains("zz-probe"), "{m}");
     assert!(m.contains("tailor_http_requests_total{route=\"/v1/profiles/{id}\",status=\"401\"}"));
     assert!(
         m.contains("tailor_http_request_duration_seconds_bucket{route=\"/v1/decide\",le=\"+Inf\"}")

@@ -5,7 +5,7 @@
 // foldhash: label lookups run on every request (four placements = twelve lookups per decide).
 use foldhash::HashMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Latency buckets in seconds: fine-grained below a millisecond, where decide lives.
 const BUCKETS: [f64; 14] = [
@@ -28,17 +28,43 @@ struct RouteStats {
 /// Reasons in `tailor_decisions_total`, in counter-array order.
 pub const REASONS: [&str; 4] = ["matched", "default", "holdout", "unknown_placement"];
 
+/// Labels of one decision counter: the bundle's own shared strings (`""` for none).
+type Labels = (Arc<str>, Arc<str>, Arc<str>);
+
 /// Keyed by `&str` lookups so the hot path allocates only the first time a label set is seen.
 #[derive(Default)]
 struct Inner {
     routes: HashMap<String, RouteStats>,
-    decisions: HashMap<String, HashMap<String, HashMap<String, [u64; 4]>>>,
+    /// Decision counters keyed by the addresses of the label strings: placement, experience and variant
+    /// ids are `Arc<str>`s of the compiled bundle, the same allocation in every decision, so a lookup
+    /// hashes three words and compares no text (measured under the load benchmark: string keys cost
+    /// ~0.5 µs per decide, mostly `memcmp`). The entry holds the `Arc`s, so an address cannot be reused
+    /// by another string while it is a key; a redeployed bundle adds new keys with the same text, which
+    /// [`Metrics::render`] adds up.
+    decisions: HashMap<(usize, usize, usize), (Labels, [u64; 4])>,
 }
 
+fn addr(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s).cast::<u8>() as usize
+}
+
+/// Index of `unknown_placement` in [`REASONS`].
+pub const UNKNOWN_PLACEMENT: usize = 3;
+
 /// Server metrics.
-#[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The empty label (one allocation, so its address is a stable key).
+    none: Arc<str>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            inner: Mutex::default(),
+            none: Arc::from(""),
+        }
+    }
 }
 
 fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -86,22 +112,33 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    /// Count decisions: (placement, experience, variant, index into [`REASONS`]).
-    pub fn decisions<'a>(&self, d: impl Iterator<Item = (&'a str, &'a str, &'a str, usize)>) {
+    /// Count decisions: (placement, experience, variant, index into [`REASONS`]). Placement names the
+    /// bundle does not define are counted under the placement `""`: a request's own strings never become
+    /// labels (which would let callers grow the metrics without bound).
+    pub fn decisions<'a>(
+        &self,
+        d: impl Iterator<
+            Item = (
+                &'a Arc<str>,
+                Option<&'a Arc<str>>,
+                Option<&'a Arc<str>>,
+                usize,
+            ),
+        >,
+    ) {
         let mut g = lock(&self.inner);
         for (p, e, v, reason) in d {
-            let by_p = match g.decisions.get_mut(p) {
-                Some(x) => x,
-                None => g.decisions.entry(p.to_string()).or_default(),
+            let p = if reason == UNKNOWN_PLACEMENT {
+                &self.none
+            } else {
+                p
             };
-            let by_e = match by_p.get_mut(e) {
-                Some(x) => x,
-                None => by_p.entry(e.to_string()).or_default(),
-            };
-            let counts = match by_e.get_mut(v) {
-                Some(x) => x,
-                None => by_e.entry(v.to_string()).or_default(),
-            };
+            let (e, v) = (e.unwrap_or(&self.none), v.unwrap_or(&self.none));
+            let counts = &mut g
+                .decisions
+                .entry((addr(p), addr(e), addr(v)))
+                .or_insert_with(|| ((p.clone(), e.clone(), v.clone()), [0; 4]))
+                .1;
             if let Some(c) = counts.get_mut(reason) {
                 *c += 1;
             }
@@ -153,20 +190,16 @@ impl Metrics {
             );
         }
         o.push_str("# HELP tailor_decisions_total Decisions by placement, experience, variant and reason.\n# TYPE tailor_decisions_total counter\n");
-        let mut rows = Vec::new();
-        for (p, by_e) in &g.decisions {
-            for (e, by_v) in by_e {
-                for (v, counts) in by_v {
-                    for (reason, n) in REASONS.iter().zip(counts) {
-                        if *n > 0 {
-                            rows.push((p, e, v, *reason, *n));
-                        }
-                    }
+        let mut rows: std::collections::BTreeMap<(&str, &str, &str, &str), u64> =
+            Default::default();
+        for ((p, e, v), counts) in g.decisions.values() {
+            for (reason, n) in REASONS.iter().zip(counts) {
+                if *n > 0 {
+                    *rows.entry((p, e, v, reason)).or_default() += n;
                 }
             }
         }
-        rows.sort();
-        for (p, e, v, reason, n) in rows {
+        for ((p, e, v, reason), n) in rows {
             let _ = writeln!(
                 o,
                 "tailor_decisions_total{{placement=\"{}\",experience=\"{}\",variant=\"{}\",reason=\"{reason}\"}} {n}",
@@ -210,5 +243,39 @@ impl Metrics {
             );
         }
         o
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn render(m: &Metrics) -> String {
+        m.render(&Snapshot {
+            cache_hits: 0,
+            cache_misses: 0,
+            cache_entries: 0,
+            cache_bytes: 0,
+            exposures_dropped: 0,
+            bundle: None,
+        })
+    }
+
+    #[test]
+    fn decision_labels_are_the_bundles_and_add_up_across_deployments() {
+        let m = Metrics::default();
+        // Two deployments of the same bundle: the same names in different allocations.
+        let (p1, e1, v1) = (Arc::from("hero"), Arc::from("sale"), Arc::from("a"));
+        let (p2, e2, v2) = (Arc::from("hero"), Arc::from("sale"), Arc::from("a"));
+        let visitor_typed: Arc<str> = Arc::from("made-up");
+        m.decisions([(&p1, Some(&e1), Some(&v1), 0), (&p1, None, None, 1)].into_iter());
+        m.decisions([(&p2, Some(&e2), Some(&v2), 0)].into_iter());
+        m.decisions([(&visitor_typed, None, None, UNKNOWN_PLACEMENT)].into_iter());
+        let t = render(&m);
+        assert!(t.contains("tailor_decisions_total{placement=\"hero\",experience=\"sale\",variant=\"a\",reason=\"matched\"} 2\n"), "{t}");
+        assert!(t.contains("tailor_decisions_total{placement=\"hero\",experience=\"\",variant=\"\",reason=\"default\"} 1\n"), "{t}");
+        assert!(t.contains("tailor_decisions_total{placement=\"\",experience=\"\",variant=\"\",reason=\"unknown_placement\"} 1\n"), "{t}");
+        assert!(!t.contains("made-up"), "{t}");
     }
 }

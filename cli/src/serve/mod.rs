@@ -461,14 +461,14 @@ async fn decide(
     }
     st.metrics.decisions(resp.decisions.iter().map(|d| {
         (
-            &*d.placement,
-            d.experience.as_deref().unwrap_or(""),
-            d.variant.as_deref().unwrap_or(""),
+            &d.placement,
+            d.experience.as_ref(),
+            d.variant.as_ref(),
             match d.reason {
                 Reason::Matched => 0,
                 Reason::Default => 1,
                 Reason::Holdout => 2,
-                Reason::UnknownPlacement => 3,
+                Reason::UnknownPlacement => metrics::UNKNOWN_PLACEMENT,
             },
         )
     }));
