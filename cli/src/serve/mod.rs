@@ -165,8 +165,6 @@ pub struct AppState {
     /// stale; the bound keeps memory at a few MiB.
     geo_cache: store::FastCache<std::net::IpAddr, Option<Arc<tailor::wire::Geo>>>,
     /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
-    /// Hashes (visitor, experience, variant, bundle) for the exposure log's de-duplication.
-    exposure_hash: foldhash::quality::RandomState,
     exposures: Mutex<Option<mpsc::SyncSender<LogItem>>>,
     exposures_dropped: AtomicU64,
     metrics: metrics::Metrics,
@@ -303,8 +301,9 @@ impl AppState {
 
     /// Queue the first sighting of (visitor, experience, variant, bundle) for the exposure log. The
     /// visitor's cache entry remembers what it queued ([`store::Cached::first_exposure`]: 64-bit hashes,
-    /// a collision drops one row with odds ~1e-17 per pair); an entry evicted or starting its list
-    /// again may queue a repeat, which is harmless, as the report uses each visitor's first exposure.
+    /// a collision drops one row with odds ~1e-17 per pair), seeded from the log when the entry is
+    /// created; a row still queued then, or a list starting again, may queue a repeat, which is
+    /// harmless, as the report uses each visitor's first exposure.
     fn log_exposure(
         &self,
         snapshot: &store::Cached,
@@ -314,10 +313,9 @@ impl AppState {
         b: &tailor::wire::BundleRef,
         now: i64,
     ) {
-        use std::hash::BuildHasher;
         let key = self
-            .exposure_hash
-            .hash_one((visitor, experience, variant, &*b.hash));
+            .store
+            .exposure_key(visitor, experience, variant, &b.hash);
         if !snapshot.first_exposure(key) {
             return;
         }
@@ -1119,7 +1117,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
         geo_cache: moka::sync::Cache::builder()
             .max_capacity(GEO_CACHE_ENTRIES)
             .build_with_hasher(foldhash::fast::RandomState::default()),
-        exposure_hash: foldhash::quality::RandomState::default(),
         exposures: Mutex::new(Some(tx)),
         exposures_dropped: AtomicU64::new(0),
         metrics: metrics::Metrics::default(),
