@@ -127,14 +127,19 @@ impl Cached {
     }
 
     /// What this entry weighs in the cache: key + snapshot bytes + the decoded profile's measured size
-    /// (`Profile::heap_bytes`) + 256 bytes for moka's node and this struct.
+    /// (`Profile::heap_bytes`) + the logged exposures + 256 bytes for moka's node and this struct.
     fn weight(&self, key: &str) -> u32 {
         let decoded = match self.decoded.lock() {
             Ok(g) => g.as_ref().map_or(0, |p| p.heap_bytes()),
             Err(_) => 0,
         };
-        // 256: moka's node, this struct and the serving state's small vectors.
-        let n = key.len() + self.raw.as_ref().map_or(0, |b| b.len()) + decoded + 256;
+        // The logged exposures as they are when weighed (at most LOGGED_PER_VISITOR words; the counts
+        // are the counts cache's, outside this budget); 256: moka's node and this struct.
+        let logged = match self.logged.lock() {
+            Ok(g) => g.capacity() * 8,
+            Err(_) => 0,
+        };
+        let n = key.len() + self.raw.as_ref().map_or(0, |b| b.len()) + decoded + logged + 256;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 }
