@@ -412,7 +412,16 @@ async fn decide(
     let snapshot = match &req.visitor_id {
         Some(id) => Some(match st.store.cached(id) {
             Some(s) => s,
-            None => store_read(&st, id, "profile read", |store, id| store.profile(id)).await?,
+            // Cap counts are read with the snapshot only when this bundle caps anything.
+            None if engine.has_frequency_caps() => {
+                store_read(&st, id, "profile read", |store, id| store.profile(id, true)).await?
+            }
+            None => {
+                store_read(&st, id, "profile read", |store, id| {
+                    store.profile(id, false)
+                })
+                .await?
+            }
         }),
         None => None,
     };

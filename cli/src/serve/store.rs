@@ -337,8 +337,9 @@ impl Store {
         Some(s)
     }
 
-    /// The snapshot of `id` (cached).
-    pub fn profile(&self, id: &str) -> Result<Snapshot, StoreError> {
+    /// The snapshot of `id` (cached); a cache fill reads the visitor's cap counts too when
+    /// `with_counts` (the active bundle has frequency caps).
+    pub fn profile(&self, id: &str, with_counts: bool) -> Result<Snapshot, StoreError> {
         if let Some(s) = self.cache.get(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(s);
@@ -354,8 +355,8 @@ impl Store {
         let cached_counts = self.counts.get(id);
         let (raw, logged, counts) = self.with_reader(|c| {
             let counts = match cached_counts {
-                Some(_) => None,
-                None => Some(read_counts(c, id)?),
+                None if with_counts => Some(read_counts(c, id)?),
+                _ => None,
             };
             Ok((read_profile(c, id)?, self.read_logged(c, id), counts))
         })?;
@@ -788,7 +789,7 @@ mod tests {
     fn a_replaced_snapshot_keeps_the_visitors_counts_and_logged_exposures() {
         let (s, dir) = store("replace");
         s.put_profile("v", b"{}".to_vec(), 1).unwrap();
-        let first = s.profile("v").unwrap();
+        let first = s.profile("v", false).unwrap();
         assert!(first.counts().is_none());
         let c = first.set_counts(s.counts("v").unwrap());
         c.lock().unwrap().push(("hero".into(), 2));
@@ -831,7 +832,7 @@ mod tests {
         let mut inc = std::collections::BTreeMap::new();
         inc.insert(("w".to_string(), "hero".to_string()), 5);
         s.add_counts(&mut conn, &inc).unwrap();
-        let fresh = s.profile("w").unwrap();
+        let fresh = s.profile("w", true).unwrap();
         // The fill read the counts too: the decision needs no second read.
         assert_eq!(
             *fresh.counts().unwrap().lock().unwrap(),
