@@ -164,7 +164,7 @@ pub struct AppState {
     /// whatever the body holds. The database does not change while the server runs, so entries never go
     /// stale; the bound keeps memory at a few MiB.
     geo_cache: store::FastCache<std::net::IpAddr, Option<Arc<tailor::wire::Geo>>>,
-    /// First sightings of (visitor, experience, variant, bundle) already logged by this process.
+    /// To the log writer: first exposures and cap-count increments (`None` once shutting down).
     exposures: Mutex<Option<mpsc::SyncSender<LogItem>>>,
     exposures_dropped: AtomicU64,
     metrics: metrics::Metrics,

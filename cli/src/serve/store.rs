@@ -31,9 +31,10 @@ pub type Snapshot = Arc<Cached>;
 /// profile is kept with the bytes, tagged with the layout it was decoded for
 /// ([`tailor::Engine::profile_layout_id`]): a new bundle with another layout decodes again.
 ///
-/// The entry also carries the visitor's serving state, so a decision makes one cache lookup, not three
-/// (measured under the load benchmark: each moka lookup of a random visitor cost ~1 µs, most of it cache
-/// misses, and the global exposure set's probe and lock ~0.5 µs):
+/// The entry also carries the visitor's serving state, so a decision makes one cache lookup instead of
+/// a second one for the counts and a probe of a global exposure set (measured under the load benchmark:
+/// each moka lookup of a random visitor cost ~1 µs, most of it cache misses, the set's probe and lock
+/// ~0.5 µs):
 /// - `counts`: the frequency-cap counts, the same `Arc` the counts cache holds (loaded once per entry);
 /// - `logged`: hashes of the (experience, variant, bundle) exposures already queued for the log.
 ///
