@@ -82,9 +82,8 @@ if [[ ${1:-} == --ab ]]; then
   # Both binaries run from fresh copies side by side: the same binary run from the build directory
   # measured 3-7 % slower than a copy of it, every round.
   cp "$OLD" "$WORK/old"; cp "$BIN" "$WORK/new"; OLD=$WORK/old; NEW=$WORK/new
-  # Each server starts from a fresh copy of the imported data, and the order alternates: run after
-  # run on one data directory, the second server of a pair was 3-7 % slower even when both were the
-  # same binary (the first one's exposure log and cap counts are in the store it starts from).
+  # Each server starts from a fresh copy of the imported data (not the exposure log and cap counts the
+  # previous server left), and the order alternates, so neither binary always runs second.
   for round in 1 2 3; do
     order=("$OLD" "$NEW"); (( round % 2 == 0 )) && order=("$NEW" "$OLD")
     for b in "${order[@]}"; do
