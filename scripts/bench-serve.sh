@@ -9,6 +9,13 @@
 #
 # Env: DURATION (default 20s), CONNECTIONS (64), THREADS (2); PIN=1 pins the server to CPU 0 and wrk to
 # CPU 1 (one wrk thread), so the two do not compete for the same core.
+# LOADGEN_POLICY (default batch): the scheduling policy wrk runs under. `batch` (chrt -b 0, SCHED_BATCH)
+# keeps the load generator from preempting the server each time an answer wakes one of its threads;
+# `normal` is the default policy. On this loopback set-up the two share two cores, and under `normal` a
+# woken wrk thread preempts the server worker that just wrote (perf: ~15 % of server samples in the
+# context switch after writev, ~13 % in the wake-up), so the server answers one connection per time slice
+# instead of every ready one; a load generator on another machine cannot do that. BENCHMARKS.md has
+# both policies side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 type -P wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
@@ -17,6 +24,12 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SRV=(); GEN=()
 if [[ ${PIN:-0} == 1 ]]; then SRV=(taskset -c 0); GEN=(taskset -c 1); THREADS=1; fi
+LOADGEN_POLICY=${LOADGEN_POLICY:-batch}
+case $LOADGEN_POLICY in
+  batch) GEN=(chrt -b 0 "${GEN[@]}") ;;
+  normal) ;;
+  *) echo "LOADGEN_POLICY must be batch or normal" >&2; exit 1 ;;
+esac
 WRK=$(type -P wrk)
 wrk() { "${GEN[@]}" "$WRK" "$@"; }
 cargo build -q --release -p tailor-cli
@@ -56,6 +69,7 @@ load() {
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
+echo "load generator: wrk, $THREADS threads, $CONNECTIONS connections, scheduling policy $LOADGEN_POLICY"
 if [[ ${1:-} == --million ]]; then
   N=1000000
   echo "== importing $N profiles (5 purchases each)"
