@@ -72,6 +72,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(retail.decide(black_box(&req_all), Some(&profile), now)))
     });
 
+    // The server's case: four placements for a visitor picked among 10,000 cached profiles, so the
+    // profile is not in the CPU caches (the same snapshot decoded 10,000 times, visited with a stride
+    // that is coprime with the count, so consecutive decisions read profiles ~60 MB apart in
+    // allocation order); and the same four placements for one profile, hot, for comparison.
+    let mut req4 = req.clone();
+    req4.placements = ["home_hero", "app_banner", "product_recs", "promo_strip"]
+        .into_iter()
+        .map(tailor::wire::Text::from)
+        .collect();
+    let many: Vec<_> = (0..10_000)
+        .map(|_| retail.decode_profile(&profile_bytes).unwrap())
+        .collect();
+    c.bench_function("retail/4 placements, one profile (hot)", |b| {
+        b.iter(|| black_box(retail.decide(black_box(&req4), Some(&profile), now)))
+    });
+    let mut next = 0usize;
+    c.bench_function("retail/4 placements, 10,000 profiles in turn (cold)", |b| {
+        b.iter(|| {
+            next = (next + 7_919) % many.len();
+            black_box(retail.decide(black_box(&req4), Some(&many[next]), now))
+        })
+    });
+
     let one_bytes = serde_json::to_vec(&req).unwrap();
     c.bench_function(
         "retail/end to end from bytes (request + 3 KB profile, 30 purchases)",
