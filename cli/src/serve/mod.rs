@@ -429,7 +429,7 @@ async fn decide(
     let profile = match snapshot.as_ref().map(|s| s.profile(engine)) {
         Some(Ok((p, fresh))) => {
             if let (true, Some(id), Some(s)) = (fresh, &req.visitor_id, &snapshot) {
-                st.store.reweigh(id, s);
+                st.store.reweigh(id, s, engine.profile_layout_id());
             }
             p
         }

@@ -28,8 +28,8 @@ use std::time::Duration;
 pub type Snapshot = Arc<Cached>;
 
 /// A cache entry. Decoding a 3 KB snapshot costs ~5 µs, more than the decision itself, so the decoded
-/// profile is kept with the bytes, tagged with the layout it was decoded for
-/// ([`tailor::Engine::profile_layout_id`]): a new bundle with another layout decodes again.
+/// profile is kept with the bytes, for the layout it was decoded for
+/// ([`tailor::Engine::profile_layout_id`]): a bundle with another layout decodes again.
 ///
 /// The entry also carries the visitor's serving state, so a decision makes one cache lookup instead of
 /// a second one for the counts and a probe of a global exposure set (measured under the load benchmark:
@@ -39,43 +39,143 @@ pub type Snapshot = Arc<Cached>;
 /// - `logged`: hashes of the (experience, variant, bundle) exposures already queued for the log.
 ///
 /// A write that replaces the snapshot carries both over to the new entry ([`Store::replace`]).
+///
+/// Layout, measured: a visitor picked among thousands is in no CPU cache, and every separate
+/// allocation the decision reads is one more dependent memory miss (~0.1 µs each on the benchmark
+/// VM), so the id, the decoded profile's own struct and the logged hashes live inside the entry
+/// instead of behind a `String`, an `Arc` (whose count update, a locked instruction on a cold line,
+/// also held back every later load) and a `Vec`.
 pub struct Cached {
+    /// Whose snapshot this is: the cache is keyed by a 64-bit hash of the id, so a lookup checks it.
+    id: VisitorId,
     pub raw: Option<Arc<[u8]>>,
-    decoded: Mutex<Option<Arc<tailor::context::Profile>>>,
+    decoded: OnceLock<tailor::context::Profile>,
     counts: OnceLock<Counts>,
-    logged: Mutex<Vec<u64>>,
+    logged: Mutex<Logged>,
 }
 
 /// Most exposure hashes remembered per visitor; past it the list starts again (a repeated exposure row
 /// is harmless: the report counts each visitor's first exposure).
-const LOGGED_PER_VISITOR: usize = 64;
+const LOGGED_PER_VISITOR: usize = 16;
+
+/// The remembered exposure hashes, inline (see [`Cached`]).
+#[derive(Clone, Copy)]
+struct Logged {
+    len: usize,
+    keys: [u64; LOGGED_PER_VISITOR],
+}
+
+impl Logged {
+    fn from_keys(keys: &[u64]) -> Logged {
+        let mut l = Logged {
+            len: 0,
+            keys: [0; LOGGED_PER_VISITOR],
+        };
+        for &k in keys.iter().take(LOGGED_PER_VISITOR) {
+            l.push(k);
+        }
+        l
+    }
+
+    fn contains(&self, k: u64) -> bool {
+        self.keys.iter().take(self.len).any(|&x| x == k)
+    }
+
+    /// Remember `k`; a full list starts again.
+    fn push(&mut self, k: u64) {
+        if self.len >= LOGGED_PER_VISITOR {
+            self.len = 0;
+        }
+        if let Some(slot) = self.keys.get_mut(self.len) {
+            *slot = k;
+            self.len += 1;
+        }
+    }
+}
+
+/// Longest visitor id kept inline in a cache entry (a UUID is 36 bytes); longer ones are boxed.
+const INLINE_ID: usize = 46;
+
+/// A visitor id, inline when short (see [`Cached`]).
+enum VisitorId {
+    Inline(u8, [u8; INLINE_ID]),
+    Boxed(Box<str>),
+}
+
+impl VisitorId {
+    fn new(id: &str) -> VisitorId {
+        let mut b = [0u8; INLINE_ID];
+        match (b.get_mut(..id.len()), u8::try_from(id.len())) {
+            (Some(dst), Ok(n)) => {
+                dst.copy_from_slice(id.as_bytes());
+                VisitorId::Inline(n, b)
+            }
+            _ => VisitorId::Boxed(id.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            VisitorId::Inline(n, b) => b.get(..usize::from(*n)).unwrap_or(&[]),
+            VisitorId::Boxed(s) => s.as_bytes(),
+        }
+    }
+
+    fn is(&self, id: &str) -> bool {
+        self.as_bytes() == id.as_bytes()
+    }
+}
+
+/// The profile a decision reads: borrowed from the cache entry, or decoded for this request only
+/// (the entry holds one for another bundle's layout).
+pub enum Decoded<'a> {
+    Cached(&'a tailor::context::Profile),
+    Once(tailor::context::Profile),
+}
+
+impl std::ops::Deref for Decoded<'_> {
+    type Target = tailor::context::Profile;
+    fn deref(&self) -> &tailor::context::Profile {
+        match self {
+            Decoded::Cached(p) => p,
+            Decoded::Once(p) => p,
+        }
+    }
+}
 
 impl Cached {
-    fn new(raw: Option<Arc<[u8]>>, logged: Vec<u64>) -> Snapshot {
+    fn new(id: &str, raw: Option<Arc<[u8]>>, logged: &[u64]) -> Snapshot {
         Arc::new(Cached {
+            id: VisitorId::new(id),
             raw,
-            decoded: Mutex::new(None),
+            decoded: OnceLock::new(),
             counts: OnceLock::new(),
-            logged: Mutex::new(logged),
+            logged: Mutex::new(Logged::from_keys(logged)),
         })
     }
 
     /// A new entry for `raw` with `prev`'s serving state (counts and logged exposures).
-    fn succeed(prev: &Cached, raw: Option<Arc<[u8]>>) -> Snapshot {
+    fn succeed(id: &str, prev: &Cached, raw: Option<Arc<[u8]>>) -> Snapshot {
         let counts = OnceLock::new();
         if let Some(c) = prev.counts.get() {
             let _ = counts.set(c.clone());
         }
         let logged = match prev.logged.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(_) => Vec::new(),
+            Ok(g) => *g,
+            Err(_) => Logged::from_keys(&[]),
         };
         Arc::new(Cached {
+            id: VisitorId::new(id),
             raw,
-            decoded: Mutex::new(None),
+            decoded: OnceLock::new(),
             counts,
             logged: Mutex::new(logged),
         })
+    }
+
+    /// Whether this entry is `id`'s (and not another id's with the same cache key).
+    fn is(&self, id: &str) -> bool {
+        self.id.is(id)
     }
 
     /// The visitor's frequency-cap counts if this entry has them (no I/O).
@@ -94,53 +194,60 @@ impl Cached {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if g.contains(&key) {
+        if g.contains(key) {
             return false;
-        }
-        if g.len() >= LOGGED_PER_VISITOR {
-            g.clear();
         }
         g.push(key);
         true
     }
 
-    /// The profile decoded for `engine` (cached), `None` without a snapshot; `true` when it was
-    /// decoded by this call (the caller then re-weighs the entry: [`Store::reweigh`]).
-    #[allow(clippy::type_complexity)]
+    /// The profile decoded for `engine`, `None` without a snapshot. The first decode is kept in the
+    /// entry (`true`: the caller then re-weighs it, [`Store::reweigh`]); an entry decoded for another
+    /// layout decodes for this request only (`true` as well: the caller's re-weigh replaces the entry
+    /// with an undecoded successor, so the next decision keeps the new layout's form).
     pub fn profile(
         &self,
         engine: &tailor::Engine,
-    ) -> Result<(Option<Arc<tailor::context::Profile>>, bool), tailor::wire::ErrorResponse> {
+    ) -> Result<(Option<Decoded<'_>>, bool), tailor::wire::ErrorResponse> {
         let Some(raw) = &self.raw else {
             return Ok((None, false));
         };
         let layout = engine.profile_layout_id();
-        if let Ok(g) = self.decoded.lock() {
-            if let Some(p) = g.as_ref().filter(|p| p.layout_id == layout) {
-                return Ok((Some(p.clone()), false));
-            }
+        if let Some(p) = self.decoded.get() {
+            return Ok(if p.layout_id == layout {
+                (Some(Decoded::Cached(p)), false)
+            } else {
+                (Some(Decoded::Once(engine.decode_profile(raw)?)), true)
+            });
         }
-        let p = Arc::new(engine.decode_profile(raw)?);
-        if let Ok(mut g) = self.decoded.lock() {
-            *g = Some(p.clone());
+        let p = engine.decode_profile(raw)?;
+        // Two requests may decode at once: the first one kept wins, both read the same.
+        let _ = self.decoded.set(p);
+        match self.decoded.get() {
+            Some(p) => Ok((Some(Decoded::Cached(p)), true)),
+            None => Ok((Some(Decoded::Once(engine.decode_profile(raw)?)), true)),
         }
-        Ok((Some(p), true))
     }
 
-    /// What this entry weighs in the cache: key + snapshot bytes + the decoded profile's measured size
-    /// (`Profile::heap_bytes`) + the logged exposures + 256 bytes for moka's node and this struct.
-    fn weight(&self, key: &str) -> u32 {
-        let decoded = match self.decoded.lock() {
-            Ok(g) => g.as_ref().map_or(0, |p| p.heap_bytes()),
-            Err(_) => 0,
+    /// Whether the kept profile was decoded for `layout` (none kept: true).
+    fn decoded_for(&self, layout: u64) -> bool {
+        self.decoded.get().is_none_or(|p| p.layout_id == layout)
+    }
+
+    /// What this entry weighs in the cache: id + snapshot bytes + the decoded profile's measured size
+    /// (`Profile::heap_bytes`) + 256 bytes for moka's node and this struct (the counts are the counts
+    /// cache's, outside this budget).
+    fn weight(&self) -> u32 {
+        let decoded = self.decoded.get().map_or(0, |p| p.heap_bytes());
+        let id = match &self.id {
+            VisitorId::Inline(..) => 0,
+            VisitorId::Boxed(s) => s.len(),
         };
-        // The logged exposures as they are when weighed (at most LOGGED_PER_VISITOR words; the counts
-        // are the counts cache's, outside this budget); 256: moka's node and this struct.
-        let logged = match self.logged.lock() {
-            Ok(g) => g.capacity() * 8,
-            Err(_) => 0,
-        };
-        let n = key.len() + self.raw.as_ref().map_or(0, |b| b.len()) + decoded + logged + 256;
+        let n = id
+            + self.raw.as_ref().map_or(0, |b| b.len())
+            + decoded
+            + std::mem::size_of::<Cached>()
+            + 256;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 }
@@ -193,7 +300,15 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    cache: FastCache<String, Snapshot>,
+    /// Snapshots by [`Store::key`]: a 64-bit hash of the visitor id, so a lookup compares a word instead
+    /// of following the key's `String` to its bytes (one dependent cache miss fewer: the `memcmp` was
+    /// ~0.4 µs per decide under the load benchmark). Two ids may share a key; the entry holds its id and
+    /// every read checks it ([`Store::entry`]), so a collision is a cache miss, never another
+    /// visitor's data.
+    cache: FastCache<u64, Snapshot>,
+    key_hash: foldhash::fast::RandomState,
+    /// `u64::MAX`; tests set 0 so that every id collides.
+    key_mask: u64,
     /// Frequency-cap counts per visitor (the server's own serves), loaded from `exposure_counts` on a
     /// miss and incremented in memory at decision time; the log writer persists increments.
     counts: FastCache<String, Counts>,
@@ -262,7 +377,7 @@ impl Store {
         writer.execute_batch(SCHEMA)?;
         let cache = Cache::builder()
             .max_capacity(cache.max_bytes)
-            .weigher(|k: &String, v: &Snapshot| v.weight(k))
+            .weigher(|_: &u64, v: &Snapshot| v.weight())
             .time_to_live(cache.ttl)
             .build_with_hasher(foldhash::fast::RandomState::default());
         Ok(Store {
@@ -270,6 +385,8 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             cache,
+            key_hash: foldhash::fast::RandomState::default(),
+            key_mask: u64::MAX,
             counts: Cache::builder()
                 .max_capacity(200_000)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
@@ -331,9 +448,20 @@ impl Store {
         f(&mut w)
     }
 
+    /// The cache key of `id` (see [`Store::cache`]).
+    fn key(&self, id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.key_hash.hash_one(id) & self.key_mask
+    }
+
+    /// `id`'s cache entry, if the cache has one.
+    fn entry(&self, id: &str) -> Option<Snapshot> {
+        self.cache.get(&self.key(id)).filter(|s| s.is(id))
+    }
+
     /// The cached snapshot of `id`, if the cache has it (no I/O: safe on the async hot path).
     pub fn cached(&self, id: &str) -> Option<Snapshot> {
-        let s = self.cache.get(id)?;
+        let s = self.entry(id)?;
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(s)
     }
@@ -341,13 +469,13 @@ impl Store {
     /// The snapshot of `id` (cached); a cache fill reads the visitor's cap counts too when
     /// `with_counts` (the active bundle has frequency caps).
     pub fn profile(&self, id: &str, with_counts: bool) -> Result<Snapshot, StoreError> {
-        if let Some(s) = self.cache.get(id) {
+        if let Some(s) = self.entry(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(s);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let _g = self.lock_stripes(std::iter::once(id));
-        if let Some(s) = self.cache.get(id) {
+        if let Some(s) = self.entry(id) {
             return Ok(s);
         }
         // One connection, one blocking hop: the snapshot, what the exposure log holds and the cap
@@ -361,7 +489,7 @@ impl Store {
             };
             Ok((read_profile(c, id)?, self.read_logged(c, id), counts))
         })?;
-        let s = Cached::new(raw, logged);
+        let s = Cached::new(id, raw, &logged);
         match (cached_counts, counts) {
             (Some(c), _) => {
                 s.set_counts(c);
@@ -371,7 +499,7 @@ impl Store {
             }
             (None, None) => {}
         }
-        self.cache.insert(id.to_string(), s.clone());
+        self.cache.insert(self.key(id), s.clone());
         Ok(s)
     }
 
@@ -388,11 +516,11 @@ impl Store {
     /// replaces (or, with none cached, the exposures the log already has). Callers hold `id`'s stripe
     /// lock and have committed `raw`.
     fn replace(&self, id: &str, raw: Option<Arc<[u8]>>) {
-        let next = match self.cache.get(id) {
-            Some(prev) => Cached::succeed(&prev, raw),
-            None => Cached::new(raw, self.logged(id)),
+        let next = match self.entry(id) {
+            Some(prev) => Cached::succeed(id, &prev, raw),
+            None => Cached::new(id, raw, &self.logged(id)),
         };
-        self.cache.insert(id.to_string(), next);
+        self.cache.insert(self.key(id), next);
     }
 
     /// The key of one exposure for [`Cached::first_exposure`].
@@ -475,16 +603,19 @@ impl Store {
         Ok(())
     }
 
-    /// Re-insert `snap` after it decoded its profile so the cache weighs the decoded form too; skipped
-    /// if a write replaced the entry meanwhile (same stripe lock as writes, so no stale resurrection).
-    pub fn reweigh(&self, id: &str, snap: &Snapshot) {
+    /// Re-insert `snap` after it decoded its profile so the cache weighs the decoded form too, or, when
+    /// it holds a profile decoded for another layout than `layout` (the bundle changed), replace it with
+    /// an undecoded successor; skipped if a write replaced the entry meanwhile (same stripe lock as
+    /// writes, so no stale resurrection).
+    pub fn reweigh(&self, id: &str, snap: &Snapshot, layout: u64) {
         let _g = self.lock_stripes(std::iter::once(id));
-        if self
-            .cache
-            .get(id)
-            .is_some_and(|cur| Arc::ptr_eq(&cur, snap))
-        {
-            self.cache.insert(id.to_string(), snap.clone());
+        if self.entry(id).is_some_and(|cur| Arc::ptr_eq(&cur, snap)) {
+            let next = if snap.decoded_for(layout) {
+                snap.clone()
+            } else {
+                Cached::succeed(id, snap, snap.raw.clone())
+            };
+            self.cache.insert(self.key(id), next);
         }
     }
 
@@ -522,8 +653,7 @@ impl Store {
             tx.commit()?;
             Ok(n > 0)
         })?;
-        self.cache
-            .insert(id.to_string(), Cached::new(None, Vec::new()));
+        self.cache.insert(self.key(id), Cached::new(id, None, &[]));
         self.counts.insert(id.to_string(), Counts::default());
         Ok(existed)
     }
@@ -585,7 +715,7 @@ impl Store {
                     )?;
                     for (id, snap) in rows.by_ref().take(10_000) {
                         st.execute(params![id, snap, now_ms])?;
-                        self.cache.invalidate(&id);
+                        self.cache.invalidate(&self.key(&id));
                         n += 1;
                     }
                 }
@@ -845,7 +975,7 @@ mod tests {
         assert!(!fresh.first_exposure(s.exposure_key("w", "sale", "a", "sha256:x")));
         assert!(!fresh.first_exposure(s.exposure_key("w", "hero", "a", "sha256:x")));
         assert!(fresh.first_exposure(s.exposure_key("w", "hero", "b", "sha256:x")));
-        s.cache.invalidate("w");
+        s.cache.invalidate(&s.key("w"));
         s.put_profile("w", b"{}".to_vec(), 4).unwrap();
         let written = s.cached("w").unwrap();
         assert!(!written.first_exposure(s.exposure_key("w", "sale", "a", "sha256:x")));
@@ -866,7 +996,7 @@ mod tests {
 
     #[test]
     fn the_logged_list_is_bounded() {
-        let c = Cached::new(None, Vec::new());
+        let c = Cached::new("v", None, &[]);
         for k in 0..LOGGED_PER_VISITOR as u64 {
             assert!(c.first_exposure(k));
         }
@@ -874,6 +1004,73 @@ mod tests {
         // Full: it starts again, so the oldest may be queued once more.
         assert!(c.first_exposure(u64::MAX));
         assert!(c.first_exposure(0));
-        assert!(c.logged.lock().unwrap().len() <= LOGGED_PER_VISITOR);
+        assert!(c.logged.lock().unwrap().len <= LOGGED_PER_VISITOR);
+    }
+
+    #[test]
+    fn ids_that_share_a_cache_key_never_see_each_others_entry() {
+        let (mut s, dir) = store("collide");
+        s.key_mask = 0; // every id has cache key 0
+        s.put_profile("alice", br#"{"traits":{"tier":"gold"}}"#.to_vec(), 1)
+            .unwrap();
+        s.put_profile("bob", br#"{"traits":{"tier":"bronze"}}"#.to_vec(), 1)
+            .unwrap();
+        // Bob's write took the slot: Alice's lookup misses instead of reading Bob's snapshot.
+        assert!(s.cached("alice").is_none());
+        let a = s.profile("alice", false).unwrap();
+        assert_eq!(
+            a.raw.as_deref(),
+            Some(&br#"{"traits":{"tier":"gold"}}"#[..])
+        );
+        assert!(s.cached("bob").is_none());
+        assert!(a.first_exposure(7));
+        // A write of Bob does not inherit Alice's serving state from the shared slot.
+        s.put_profile("bob", br#"{"segments":[]}"#.to_vec(), 2)
+            .unwrap();
+        let b = s.cached("bob").unwrap();
+        assert_eq!(b.raw.as_deref(), Some(&br#"{"segments":[]}"#[..]));
+        assert!(b.first_exposure(7));
+        // Ids longer than the inline form are compared whole.
+        let long_a = "x".repeat(200) + "a";
+        let long_b = "x".repeat(200) + "b";
+        s.put_profile(&long_a, b"{}".to_vec(), 3).unwrap();
+        assert!(s.cached(&long_b).is_none());
+        assert!(s.cached(&long_a).is_some());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_profile_decoded_for_another_layout_is_not_read_and_is_replaced() {
+        let (s, dir) = store("layout");
+        let engine = |schema: &str| {
+            let files = vec![tailor::diagnostic::SourceFile {
+                name: "b.toml".into(),
+                text: format!("[bundle]\nid = \"b\"\nversion = \"1\"\n{schema}"),
+            }];
+            tailor::Engine::new(tailor::bundle::load_sources(&files).unwrap().0)
+        };
+        let one = engine("[schema.traits]\ntier = \"string\"\n");
+        let two = engine("[schema.traits]\nlevel = \"number\"\n");
+        assert_ne!(one.profile_layout_id(), two.profile_layout_id());
+        s.put_profile("v", br#"{"traits":{"tier":"gold","level":3}}"#.to_vec(), 1)
+            .unwrap();
+        let e = s.profile("v", false).unwrap();
+        let (p, fresh) = e.profile(&one).unwrap();
+        assert!(fresh && matches!(p, Some(Decoded::Cached(_))));
+        assert_eq!(p.unwrap().layout_id, one.profile_layout_id());
+        s.reweigh("v", &e, one.profile_layout_id());
+        assert!(Arc::ptr_eq(&s.cached("v").unwrap(), &e));
+        let (p, fresh) = e.profile(&one).unwrap();
+        assert!(!fresh && matches!(p, Some(Decoded::Cached(_))));
+        // Another bundle's layout: decoded for this call, and the entry makes way for a successor.
+        let (p, fresh) = e.profile(&two).unwrap();
+        assert!(fresh && matches!(p, Some(Decoded::Once(_))));
+        assert_eq!(p.unwrap().layout_id, two.profile_layout_id());
+        s.reweigh("v", &e, two.profile_layout_id());
+        let next = s.cached("v").unwrap();
+        assert!(!Arc::ptr_eq(&next, &e));
+        let (p, _) = next.profile(&two).unwrap();
+        assert!(matches!(p, Some(Decoded::Cached(_))));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
