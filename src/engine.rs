@@ -53,8 +53,8 @@ struct Gate<'a> {
     denied: bool,
     /// Request-data problems by path.
     problems: &'a [(PathKey, String)],
-    /// Exposure counts kept by the adapter (experience id, times served).
-    counts: &'a [(&'a str, u32)],
+    /// Times the adapter served an experience (by id), outside the snapshot.
+    counts: &'a dyn Fn(&str) -> u32,
 }
 
 struct Placement {
@@ -417,7 +417,7 @@ impl Engine {
         };
         let profile = profile.map(|p| decode_with(layout, p)).transpose()?;
         self.validate(&req)?;
-        Ok(self.decide_for(&req, profile.as_ref(), now_ms, &[], layout.id()))
+        Ok(self.decide_for(&req, profile.as_ref(), now_ms, &|_| 0, layout.id()))
     }
 
     /// Request-level limits (checked by [`Engine::decide_json`]; adapters calling [`Engine::decide`]
@@ -528,7 +528,7 @@ impl Engine {
         profile: Option<&Profile>,
         now_ms: i64,
     ) -> DecideResponse {
-        self.decide_with_counts(req, profile, now_ms, &[])
+        self.decide_for(req, profile, now_ms, &|_| 0, self.layout.id())
     }
 
     /// Whether any experience has a `frequency_cap` (adapters skip exposure counting otherwise).
@@ -538,14 +538,22 @@ impl Engine {
 
     /// [`Engine::decide`] with exposure counts an adapter keeps outside the snapshot (experience id, times
     /// served), added to the snapshot's `exposures` for frequency caps. They apply even without a profile.
-    pub fn decide_with_counts(
+    /// Generic over the id's type so an adapter passes the list it keeps (`(String, u32)`,
+    /// `(CompactString, u32)`, ...) without building a list of borrows per request.
+    pub fn decide_with_counts<S: AsRef<str>>(
         &self,
         req: &DecideRequest,
         profile: Option<&Profile>,
         now_ms: i64,
-        counts: &[(&str, u32)],
+        counts: &[(S, u32)],
     ) -> DecideResponse {
-        self.decide_for(req, profile, now_ms, counts, self.layout.id())
+        let served = |id: &str| -> u32 {
+            counts
+                .iter()
+                .filter(|(e, _)| e.as_ref() == id)
+                .fold(0u32, |a, (_, n)| a.saturating_add(*n))
+        };
+        self.decide_for(req, profile, now_ms, &served, self.layout.id())
     }
 
     /// Decide with a profile decoded by the layout with id `layout`.
@@ -554,7 +562,7 @@ impl Engine {
         req: &DecideRequest,
         profile: Option<&Profile>,
         now_ms: i64,
-        counts: &[(&str, u32)],
+        counts: &dyn Fn(&str) -> u32,
         layout: u64,
     ) -> DecideResponse {
         // A profile decoded for another bundle's schema would be read at the wrong indexes: ignore it.
@@ -772,11 +780,7 @@ impl Engine {
             let from_profile = ctx
                 .profile
                 .and_then(|p| p.exposures.get(i as usize).copied());
-            let extra: u32 = counts
-                .iter()
-                .filter(|(id, _)| *id == &*e.id)
-                .map(|(_, n)| *n)
-                .sum();
+            let extra: u32 = counts(&e.id);
             let seen = from_profile.unwrap_or(0).saturating_add(extra);
             if (from_profile.is_some() || extra > 0) && seen >= cap {
                 return Err((

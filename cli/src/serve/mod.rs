@@ -457,11 +457,8 @@ async fn decide(
             Ok(g) => g,
             Err(p) => p.into_inner(),
         });
-        let list: Vec<(&str, u32)> = guard
-            .as_ref()
-            .map(|g| g.iter().map(|(e, n)| (e.as_str(), *n)).collect())
-            .unwrap_or_default();
-        engine.decide_with_counts(&req, profile.as_deref(), now, &list)
+        let list: &[(tailor::wire::Text, u32)] = guard.as_ref().map_or(&[], |g| &g[..]);
+        engine.decide_with_counts(&req, profile.as_deref(), now, list)
     };
     for n in notes {
         resp.add_note(n);
@@ -496,7 +493,7 @@ async fn decide(
                     if let Ok(mut g) = c.lock() {
                         match g.iter_mut().find(|(x, _)| **x == **e) {
                             Some((_, n)) => *n = n.saturating_add(1),
-                            None => g.push((e.to_string(), 1)),
+                            None => g.push((tailor::wire::Text::from(&**e), 1)),
                         }
                     }
                     st.send_log(LogItem::Capped {

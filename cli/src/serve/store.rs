@@ -253,7 +253,9 @@ impl Cached {
 }
 
 /// A visitor's frequency-cap counts: (experience id, times served).
-pub type Counts = Arc<Mutex<Vec<(String, u32)>>>;
+/// The experience ids are `CompactString`s, inline up to 24 bytes, so matching one against the bundle's
+/// capped experience reads the list's own buffer, not one more allocation per entry.
+pub type Counts = Arc<Mutex<Vec<(tailor::wire::Text, u32)>>>;
 
 /// One exposure-log row.
 #[derive(Clone, Debug)]
@@ -577,7 +579,7 @@ impl Store {
     }
 
     /// Put counts read from SQLite in the counts cache (callers hold `id`'s stripe lock).
-    fn keep_counts(&self, id: &str, rows: Vec<(String, u32)>) -> Counts {
+    fn keep_counts(&self, id: &str, rows: Vec<(tailor::wire::Text, u32)>) -> Counts {
         let c: Counts = Arc::new(Mutex::new(rows));
         self.counts.insert(id.to_string(), c.clone());
         c
@@ -865,12 +867,12 @@ impl Store {
 }
 
 /// `id`'s frequency-cap counts as stored.
-fn read_counts(c: &Connection, id: &str) -> Result<Vec<(String, u32)>, StoreError> {
+fn read_counts(c: &Connection, id: &str) -> Result<Vec<(tailor::wire::Text, u32)>, StoreError> {
     let mut st =
         c.prepare_cached("SELECT experience, count FROM exposure_counts WHERE visitor = ?1")?;
     let rows = st.query_map(params![id], |r| {
         Ok((
-            r.get::<_, String>(0)?,
+            tailor::wire::Text::from(r.get_ref(0)?.as_str()?),
             u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
         ))
     })?;
@@ -946,7 +948,7 @@ mod tests {
         assert_eq!(third.raw.as_deref(), Some(&br#"{"segments":[]}"#[..]));
         assert_eq!(
             *s.counts_cached("v", &third).unwrap().lock().unwrap(),
-            vec![("hero".to_string(), 2)]
+            vec![(tailor::wire::Text::from("hero"), 2)]
         );
         assert!(!third.first_exposure(7));
         assert!(third.first_exposure(8));
@@ -970,7 +972,7 @@ mod tests {
         // The fill read the counts too: the decision needs no second read.
         assert_eq!(
             *fresh.counts().unwrap().lock().unwrap(),
-            vec![("hero".to_string(), 5)]
+            vec![(tailor::wire::Text::from("hero"), 5)]
         );
         assert!(!fresh.first_exposure(s.exposure_key("w", "sale", "a", "sha256:x")));
         assert!(!fresh.first_exposure(s.exposure_key("w", "hero", "a", "sha256:x")));

@@ -516,8 +516,7 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
         let ms = now_ms() as i64;
         ms
     });
-    let list: Vec<(&str, u32)> = counts.iter().map(|(e, n)| (e.as_str(), *n)).collect();
-    let mut resp = engine.decide_with_counts(&dreq, profile.as_deref(), now, &list);
+    let mut resp = engine.decide_with_counts(&dreq, profile.as_deref(), now, &counts);
     for n in notes {
         resp.add_note(n);
     }
