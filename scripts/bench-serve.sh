@@ -6,9 +6,12 @@
 #   scripts/bench-serve.sh --ab OLD   this tree's server against another build (OLD: a `tailor` binary),
 #                                     alternating, three rounds of decide then static, each server on a
 #                                     fresh copy of the same data
+#   scripts/bench-serve.sh --pairs N  N alternating pairs of decide and static runs (DURATION each) on
+#                                     one server: each pair's ratio, the median ratio and p99s
 #
 # Env: DURATION (default 20s), CONNECTIONS (64), THREADS (2); PIN=1 pins the server to CPU 0 and wrk to
-# CPU 1 (one wrk thread), so the two do not compete for the same core.
+# CPU 1 (one wrk thread), so the two do not compete for the same core. SERVER_BIN: another `tailor`
+# binary to measure instead of this tree's release build.
 # LOADGEN_POLICY (default batch): the scheduling policy wrk runs under. `batch` (chrt -b 0, SCHED_BATCH)
 # keeps the load generator from preempting the server each time an answer wakes one of its threads;
 # `normal` is the default policy. On this loopback set-up the two share two cores, and under `normal` a
@@ -33,7 +36,7 @@ esac
 WRK=$(type -P wrk)
 wrk() { "${GEN[@]}" "$WRK" "$@"; }
 cargo build -q --release -p tailor-cli
-BIN=./target/release/tailor
+BIN=${SERVER_BIN:-./target/release/tailor}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -114,6 +117,40 @@ if [[ ${1:-} == --ab ]]; then
       kill $PID; wait $PID 2>/dev/null || true
     done
   done
+  exit 0
+fi
+
+if [[ ${1:-} == --pairs ]]; then
+  # Decide and static in short alternating pairs on one server: this VM's speed drifts by ±20 % over
+  # minutes, which moves a single long decide run against a single long static run; a pair's two runs
+  # see the same speed, so each pair's ratio is comparable, and the median of them is the figure.
+  PAIRS=${2:-8}
+  python3 scripts/bench/profiles.py 10000 30 > "$WORK/profiles.jsonl"
+  "$BIN" import --data "$WORK/data" "$WORK/profiles.jsonl" >/dev/null
+  start "$WORK/data"
+  VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s scripts/bench/wrk-decide.lua "$URL" >/dev/null
+  echo "== $PAIRS pairs of $DURATION runs, decide and static alternating first"
+  for pair in $(seq "$PAIRS"); do
+    order=(/v1/decide /static); (( pair % 2 == 0 )) && order=(/static /v1/decide)
+    for t in "${order[@]}"; do
+      TARGET=$t VISITORS=10000 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/wrk-decide.lua "$URL" >"$WORK/$(basename $t)"
+    done
+    echo "pair $pair: $(for t in decide static; do echo -n "$t $(awk '/Requests\/sec/ {print $2}' "$WORK/$t") req/s p50 $(awk '$1 == "50%" {print $2}' "$WORK/$t") p99 $(awk '$1 == "99%" {print $2}' "$WORK/$t"); "; done)"
+  done | tee "$WORK/pairs"
+  python3 - "$WORK/pairs" <<'PY'
+import re, statistics, sys
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[u]
+rows = [re.findall(r"(decide|static) ([\d.]+) req/s p50 (\S+) p99 (\S+)", l) for l in open(sys.argv[1])]
+ratios = [float(r[0][1]) / float(r[1][1]) for r in rows if len(r) == 2]
+for name, i in (("decide", 0), ("static", 1)):
+    print(f"{name}: median {statistics.median(float(r[i][1]) for r in rows):.0f} req/s, "
+          f"p99 median {statistics.median(ms(r[i][3]) for r in rows):.2f} ms "
+          f"(range {min(ms(r[i][3]) for r in rows):.2f}-{max(ms(r[i][3]) for r in rows):.2f})")
+print("decide/static ratio per pair: " + ", ".join(f"{x:.3f}" for x in ratios))
+print(f"median ratio: {statistics.median(ratios):.3f}; pairs >= 0.7: {sum(x >= 0.7 for x in ratios)} of {len(ratios)}")
+PY
   exit 0
 fi
 
