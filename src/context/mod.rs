@@ -28,7 +28,7 @@ pub const MAX_EVENTS_PER_KIND: usize = 10_000;
 /// Event rows of one kind, sorted by time (oldest first).
 ///
 /// Cells live in one vector. While a snapshot is decoded they are row-major (`width` declared fields
-/// per row: one growth check per row, one permutation when re-sorting); [`finish_table`] then lays them
+/// per row: one growth check per row, one permutation when re-sorting); `finish_table` then lays them
 /// out column by column (`cells[field * len + row]`), the layout every reader assumes. Why: a query
 /// reads one or two fields of every row in its window, and a profile picked among thousands is not in
 /// the CPU caches. Row-major, the 30-purchase benchmark profile (5 declared fields, 80 bytes a row)
