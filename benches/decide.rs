@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
 
     // The server's case: four placements for a visitor picked among 10,000 cached profiles, so the
     // profile is not in the CPU caches (the same snapshot decoded 10,000 times, visited with a stride
-    // that is coprime with the count, so consecutive decisions read profiles ~60 MB apart in
+    // of 7,919, coprime with the count, so consecutive decisions read profiles 7,919 decodes apart in
     // allocation order); and the same four placements for one profile, hot, for comparison.
     let mut req4 = req.clone();
     req4.placements = ["home_hero", "app_banner", "product_recs", "promo_strip"]

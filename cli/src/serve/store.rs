@@ -97,6 +97,7 @@ impl Logged {
 const INLINE_ID: usize = 46;
 
 /// A visitor id, inline when short (see [`Cached`]).
+#[derive(Clone)]
 enum VisitorId {
     Inline(u8, [u8; INLINE_ID]),
     Boxed(Box<str>),
@@ -154,8 +155,9 @@ impl Cached {
         })
     }
 
-    /// A new entry for `raw` with `prev`'s serving state (counts and logged exposures).
-    fn succeed(id: &str, prev: &Cached, raw: Option<Arc<[u8]>>) -> Snapshot {
+    /// A new entry for `raw`, the same visitor's, with `prev`'s serving state (counts and logged
+    /// exposures).
+    fn succeed(prev: &Cached, raw: Option<Arc<[u8]>>) -> Snapshot {
         let counts = OnceLock::new();
         if let Some(c) = prev.counts.get() {
             let _ = counts.set(c.clone());
@@ -165,7 +167,7 @@ impl Cached {
             Err(_) => Logged::from_keys(&[]),
         };
         Arc::new(Cached {
-            id: VisitorId::new(id),
+            id: prev.id.clone(),
             raw,
             decoded: OnceLock::new(),
             counts,
@@ -221,11 +223,13 @@ impl Cached {
             });
         }
         let p = engine.decode_profile(raw)?;
-        // Two requests may decode at once: the first one kept wins, both read the same.
-        let _ = self.decoded.set(p);
-        match self.decoded.get() {
-            Some(p) => Ok((Some(Decoded::Cached(p)), true)),
-            None => Ok((Some(Decoded::Once(engine.decode_profile(raw)?)), true)),
+        // Two requests may decode at once: the first one kept wins. If that one was decoded for
+        // another layout (a deploy in between), this request decodes its own.
+        let kept = self.decoded.get_or_init(|| p);
+        if kept.layout_id == layout {
+            Ok((Some(Decoded::Cached(kept)), true))
+        } else {
+            Ok((Some(Decoded::Once(engine.decode_profile(raw)?)), true))
         }
     }
 
@@ -519,7 +523,7 @@ impl Store {
     /// lock and have committed `raw`.
     fn replace(&self, id: &str, raw: Option<Arc<[u8]>>) {
         let next = match self.entry(id) {
-            Some(prev) => Cached::succeed(id, &prev, raw),
+            Some(prev) => Cached::succeed(&prev, raw),
             None => Cached::new(id, raw, &self.logged(id)),
         };
         self.cache.insert(self.key(id), next);
@@ -615,7 +619,7 @@ impl Store {
             let next = if snap.decoded_for(layout) {
                 snap.clone()
             } else {
-                Cached::succeed(id, snap, snap.raw.clone())
+                Cached::succeed(snap, snap.raw.clone())
             };
             self.cache.insert(self.key(id), next);
         }
