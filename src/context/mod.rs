@@ -33,7 +33,7 @@ pub const MAX_EVENTS_PER_KIND: usize = 10_000;
 /// reads one or two fields of every row in its window, and a profile picked among thousands is not in
 /// the CPU caches. Row-major, the 30-purchase benchmark profile (5 declared fields, 80 bytes a row)
 /// made every query touch all ~38 cache lines of its table; by column, the `price` sum touches ~8.
-/// A cell is a 16-byte `Copy` value
+/// A cell is an 8-byte `Copy` value ([`Cell`])
 /// without a destructor: strings are byte spans into one text arena per table (repeated values such as
 /// categories share a span), and the rare versions and lists live in a side vector. Measured with
 /// callgrind on the 30-purchase benchmark profile: a cell of `Value` (an `Arc<str>` per string, a
@@ -50,10 +50,19 @@ pub struct EventTable {
     other: Vec<Value>,
 }
 
-/// One event field of one row.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-enum Cell {
-    #[default]
+/// One event field of one row, in 8 bytes (NaN-boxed). A number is its own `f64` bits (a NaN is stored
+/// as the positive quiet NaN); anything else is a bit pattern no stored number has: the top 13 bits set
+/// (sign, exponent, quiet bit), a 3-bit tag and a 48-bit payload. What does not fit a payload (a time
+/// more than ~4,459 years from 1970, a string past the arena's first GiB or longer than 256 KiB) goes to
+/// the table's side vector. Why 8 bytes: a query reads one field of every row in its window from a
+/// profile that is in no CPU cache, so the cell size is the number of cache lines it waits for (16-byte
+/// cells, the enum before: 8 lines for 30 prices, now 4).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cell(u64);
+
+/// A [`Cell`] unpacked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CellView {
     Missing,
     Bool(bool),
     Num(f64),
@@ -62,6 +71,70 @@ enum Cell {
     Str(u32, u32),
     /// `other[i]`
     Other(u32),
+}
+
+impl Cell {
+    const BOX: u64 = 0xFFF8_0000_0000_0000;
+    const PAYLOAD: u64 = (1 << 48) - 1;
+    const LEN_BITS: u32 = 18;
+    const MISSING: Cell = Cell::boxed(1, 0);
+
+    const fn boxed(tag: u64, payload: u64) -> Cell {
+        Cell(Cell::BOX | tag << 48 | (payload & Cell::PAYLOAD))
+    }
+
+    fn num(n: f64) -> Cell {
+        Cell(if n.is_nan() { f64::NAN } else { n }.to_bits())
+    }
+
+    fn bool(b: bool) -> Cell {
+        Cell::boxed(2, b as u64)
+    }
+
+    /// `None` when `t` does not fit 48 bits.
+    fn time(t: i64) -> Option<Cell> {
+        ((t << 16) >> 16 == t).then(|| Cell::boxed(3, t as u64))
+    }
+
+    /// `None` when the span does not fit (start from 2^30, length from 2^18).
+    fn str(start: u32, len: u32) -> Option<Cell> {
+        (start < 1 << 30 && len < 1 << Cell::LEN_BITS)
+            .then(|| Cell::boxed(4, u64::from(start) << Cell::LEN_BITS | u64::from(len)))
+    }
+
+    fn other(i: u32) -> Cell {
+        Cell::boxed(5, u64::from(i))
+    }
+
+    /// The number, if the cell holds one (one test).
+    #[inline(always)]
+    fn as_num(self) -> Option<f64> {
+        (self.0 & Cell::BOX != Cell::BOX).then(|| f64::from_bits(self.0))
+    }
+
+    #[inline(always)]
+    fn view(self) -> CellView {
+        if self.0 & Cell::BOX != Cell::BOX {
+            return CellView::Num(f64::from_bits(self.0));
+        }
+        let p = self.0 & Cell::PAYLOAD;
+        match (self.0 >> 48) & 7 {
+            2 => CellView::Bool(p != 0),
+            3 => CellView::Time(((p << 16) as i64) >> 16),
+            4 => CellView::Str(
+                (p >> Cell::LEN_BITS) as u32,
+                (p & ((1 << Cell::LEN_BITS) - 1)) as u32,
+            ),
+            5 => CellView::Other(p as u32),
+            _ => CellView::Missing,
+        }
+    }
+}
+
+impl Default for Cell {
+    fn default() -> Cell {
+        Cell::MISSING
+    }
 }
 
 impl PartialEq for EventTable {
@@ -105,12 +178,12 @@ impl EventTable {
 
     /// The cell of `field` in row `row` of a finished (column-major) table; `None` out of range.
     #[inline(always)]
-    fn cell(&self, field: u16, row: usize) -> Option<&Cell> {
+    fn cell(&self, field: u16, row: usize) -> Option<Cell> {
         let n = self.at.len();
         if field as usize >= self.width || row >= n {
             return None;
         }
-        self.cells.get(field as usize * n + row)
+        self.cells.get(field as usize * n + row).copied()
     }
 
     /// Value of `field` in row `row` (missing when out of range). Always inlined: it is the inner loop
@@ -118,16 +191,16 @@ impl EventTable {
     /// placements of the generated bundle).
     #[inline(always)]
     pub fn get(&self, field: u16, row: usize) -> Val<'_> {
-        match self.cell(field, row) {
-            None | Some(Cell::Missing) => Val::Missing,
-            Some(Cell::Bool(b)) => Val::Bool(*b),
-            Some(Cell::Num(n)) => Val::Num(*n),
-            Some(Cell::Time(t)) => Val::Time(*t),
-            Some(&Cell::Str(start, len)) => self
+        match self.cell(field, row).map_or(CellView::Missing, Cell::view) {
+            CellView::Missing => Val::Missing,
+            CellView::Bool(b) => Val::Bool(b),
+            CellView::Num(n) => Val::Num(n),
+            CellView::Time(t) => Val::Time(t),
+            CellView::Str(start, len) => self
                 .text
                 .get(start as usize..start as usize + len as usize)
                 .map_or(Val::Missing, Val::Str),
-            Some(&Cell::Other(i)) => self
+            CellView::Other(i) => self
                 .other
                 .get(i as usize)
                 .map_or(Val::Missing, Value::as_val),
@@ -138,10 +211,7 @@ impl EventTable {
     /// comparisons and sums read (one tag test, no conversion to [`Val`]).
     #[inline(always)]
     pub fn num(&self, field: u16, row: usize) -> Option<f64> {
-        match self.cell(field, row) {
-            Some(Cell::Num(n)) => Some(*n),
-            _ => None,
-        }
+        self.cell(field, row).and_then(Cell::as_num)
     }
 
     /// Whether the string in `field` of row `row` is `s`; `None` when the cell holds no string. Compares
@@ -150,8 +220,8 @@ impl EventTable {
     /// took 314 ns against 208 ns for the `Arc<str>` cells before the arena).
     #[inline(always)]
     pub fn str_is(&self, field: u16, row: usize, s: &str) -> Option<bool> {
-        match self.cell(field, row) {
-            Some(&Cell::Str(start, len)) => Some(
+        match self.cell(field, row).map(Cell::view) {
+            Some(CellView::Str(start, len)) => Some(
                 len as usize == s.len()
                     && self
                         .text
@@ -159,6 +229,11 @@ impl EventTable {
                         .get(start as usize..start as usize + len as usize)
                         .is_some_and(|b| scan::eq_bytes(b, s.as_bytes())),
             ),
+            // A string too long for a span.
+            Some(CellView::Other(i)) => match self.other.get(i as usize) {
+                Some(Value::Str(x)) => Some(**x == *s),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -186,7 +261,7 @@ impl EventTable {
     fn begin_row(&mut self) -> usize {
         let row = self.at.len();
         self.cells
-            .resize(self.cells.len() + self.width, Cell::Missing);
+            .resize(self.cells.len() + self.width, Cell::MISSING);
         row
     }
 
@@ -199,31 +274,46 @@ impl EventTable {
     }
 
     /// Append `s` to the text arena; its cell.
+    /// Append `s` to the text arena; its cell (in the side vector when the span does not fit a cell).
     fn push_text(&mut self, s: &str) -> Cell {
         let start = self.text.len();
-        match (u32::try_from(start), u32::try_from(s.len())) {
-            (Ok(a), Ok(n)) => {
+        match u32::try_from(start)
+            .ok()
+            .zip(u32::try_from(s.len()).ok())
+            .and_then(|(a, n)| Cell::str(a, n))
+        {
+            Some(c) => {
                 self.text.push_str(s);
-                Cell::Str(a, n)
+                c
             }
-            _ => Cell::Missing,
+            None => self.other_cell(Value::Str(s.into())),
+        }
+    }
+
+    /// The cell of a time (in the side vector when it does not fit a cell).
+    fn time_cell(&mut self, t: i64) -> Cell {
+        Cell::time(t).unwrap_or_else(|| self.other_cell(Value::Time(t)))
+    }
+
+    /// `v` in the side vector; its cell.
+    fn other_cell(&mut self, v: Value) -> Cell {
+        match u32::try_from(self.other.len()) {
+            Ok(i) => {
+                self.other.push(v);
+                Cell::other(i)
+            }
+            Err(_) => Cell::MISSING,
         }
     }
 
     fn set(&mut self, row: usize, field: u16, v: Value) {
         let c = match v {
-            Value::Missing => Cell::Missing,
-            Value::Bool(b) => Cell::Bool(b),
-            Value::Num(n) => Cell::Num(n),
-            Value::Time(t) => Cell::Time(t),
+            Value::Missing => Cell::MISSING,
+            Value::Bool(b) => Cell::bool(b),
+            Value::Num(n) => Cell::num(n),
+            Value::Time(t) => self.time_cell(t),
             Value::Str(s) => self.push_text(&s),
-            other => match u32::try_from(self.other.len()) {
-                Ok(i) => {
-                    self.other.push(other);
-                    Cell::Other(i)
-                }
-                Err(_) => Cell::Missing,
-            },
+            other => self.other_cell(other),
         };
         self.put(row, field, c);
     }
@@ -893,17 +983,18 @@ fn compact_rows(
                     next
                 }),
                 (Step::Time(i), b'"') => string(q).map(|(text, next)| {
-                    table.put(row, i, timestamp(text).map_or(Cell::Missing, Cell::Time));
+                    let c = timestamp(text).map_or(Cell::MISSING, |t| table.time_cell(t));
+                    table.put(row, i, c);
                     next
                 }),
                 (Step::Num(i), b'-' | b'0'..=b'9') => {
                     scan::plain_number(b, q).map(|((n, _), next)| {
-                        table.put(row, i, Cell::Num(n));
+                        table.put(row, i, Cell::num(n));
                         next
                     })
                 }
                 (Step::Bool(i), b't' | b'f') => literal_bool(b, q).map(|(v, next)| {
-                    table.put(row, i, Cell::Bool(v));
+                    table.put(row, i, Cell::bool(v));
                     next
                 }),
                 // Skipped: its end is all that matters, so no `str` is made (whose slicing checks
@@ -1097,11 +1188,11 @@ fn intern(table: &mut EventTable, seen: &mut Vec<(u32, u32)>, text: &str) -> Cel
                 .get(a as usize..a as usize + t.len())
                 .is_some_and(|s| scan::eq_bytes(s, t))
         {
-            return Cell::Str(a, n);
+            return Cell::str(a, n).unwrap_or(Cell::MISSING);
         }
     }
     let c = table.push_text(text);
-    if let (true, Cell::Str(a, n)) = (seen.len() < INTERN_LIMIT, c) {
+    if let (true, CellView::Str(a, n)) = (seen.len() < INTERN_LIMIT, c.view()) {
         seen.push((a, n));
     }
     c
@@ -1251,7 +1342,7 @@ fn to_columns(t: &mut EventTable) {
     }
     let mut cols = Vec::with_capacity(w * n);
     for f in 0..w {
-        cols.extend((0..n).map(|r| t.cells.get(r * w + f).copied().unwrap_or(Cell::Missing)));
+        cols.extend((0..n).map(|r| t.cells.get(r * w + f).copied().unwrap_or(Cell::MISSING)));
     }
     t.cells = cols;
 }
@@ -2305,6 +2396,70 @@ fn query<'r>(
 mod tests {
     use super::*;
 
+    /// Every cell kind unpacks to what was packed, at the edges of each payload; what does not fit a
+    /// payload reads back the same through the side vector.
+    #[test]
+    fn packed_cells_round_trip() {
+        for n in [
+            0.0,
+            -0.0,
+            1.5,
+            -1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            assert_eq!(Cell::num(n).view(), CellView::Num(n));
+            assert_eq!(Cell::num(n).as_num().map(f64::to_bits), Some(n.to_bits()));
+        }
+        for nan in [f64::NAN, -f64::NAN, f64::from_bits(0xFFF9_0000_0000_0001)] {
+            assert!(matches!(Cell::num(nan).view(), CellView::Num(x) if x.is_nan()));
+        }
+        assert_eq!(Cell::MISSING.view(), CellView::Missing);
+        assert_eq!(Cell::MISSING.as_num(), None);
+        assert_eq!(Cell::default(), Cell::MISSING);
+        for b in [true, false] {
+            assert_eq!(Cell::bool(b).view(), CellView::Bool(b));
+            assert_eq!(Cell::bool(b).as_num(), None);
+        }
+        let edge = (1i64 << 47) - 1;
+        for t in [
+            0,
+            -1,
+            1_764_000_000_000,
+            -62_135_596_800_000,
+            edge,
+            -edge - 1,
+        ] {
+            assert_eq!(Cell::time(t).map(Cell::view), Some(CellView::Time(t)));
+        }
+        assert_eq!(Cell::time(edge + 1), None);
+        assert_eq!(Cell::time(-edge - 2), None);
+        assert_eq!(Cell::time(i64::MAX), None);
+        for (a, n) in [(0, 0), (7, 3), ((1 << 30) - 1, (1 << 18) - 1)] {
+            assert_eq!(Cell::str(a, n).map(Cell::view), Some(CellView::Str(a, n)));
+        }
+        assert_eq!(Cell::str(1 << 30, 1), None);
+        assert_eq!(Cell::str(0, 1 << 18), None);
+        assert_eq!(Cell::other(u32::MAX).view(), CellView::Other(u32::MAX));
+
+        let mut t = EventTable::new(3);
+        let long = "x".repeat(1 << 18);
+        let row = t.begin_row();
+        t.set(row, 0, Value::Time(i64::MAX));
+        t.set(row, 1, Value::Str(long.as_str().into()));
+        t.set(row, 2, Value::Num(-0.0));
+        t.end_row(row, Some(5));
+        finish_table(&mut t);
+        assert_eq!(t.get(0, 0), Val::Time(i64::MAX));
+        assert_eq!(t.get(1, 0), Val::Str(long.as_str()));
+        assert_eq!(t.str_is(1, 0, &long), Some(true));
+        assert_eq!(t.str_is(1, 0, "x"), Some(false));
+        assert_eq!(t.num(2, 0).map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(t.num(0, 0), None);
+    }
+
     #[test]
     fn fast_timestamp_agrees_with_jiff() {
         for s in [
@@ -2341,8 +2496,8 @@ mod tests {
                         _ => -(i as i64),
                     };
                     let row = t.begin_row();
-                    t.put(row, 0, Cell::Num(i as f64));
-                    t.put(row, 1, Cell::Time(at));
+                    t.put(row, 0, Cell::num(i as f64));
+                    t.put(row, 1, Cell::time(at).unwrap_or_default());
                     t.end_row(row, Some(at));
                     rows.push((at, i));
                 }
