@@ -32,8 +32,9 @@ pub const MAX_EVENTS_PER_KIND: usize = 10_000;
 /// out column by column (`cells[field * len + row]`), the layout every reader assumes. Why: a query
 /// reads one or two fields of every row in its window, and a profile picked among thousands is not in
 /// the CPU caches. Row-major, the 30-purchase benchmark profile (5 declared fields, 80 bytes a row)
-/// made every query touch all ~38 cache lines of its table; by column, the `price` sum touches ~8.
-/// A cell is an 8-byte `Copy` value ([`Cell`])
+/// made every query touch all ~38 cache lines of its table; by column, the `price` sum touches ~8
+/// (16-byte cells) and, since cells are 8 bytes, ~4.
+/// A cell is an 8-byte `Copy` value (NaN-boxed, see `Cell`)
 /// without a destructor: strings are byte spans into one text arena per table (repeated values such as
 /// categories share a span), and the rare versions and lists live in a side vector. Measured with
 /// callgrind on the 30-purchase benchmark profile: a cell of `Value` (an `Arc<str>` per string, a
