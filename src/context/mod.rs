@@ -1454,7 +1454,7 @@ fn permute_rows(cells: &mut [Cell], w: usize, keys: &[u64]) -> bool {
         return false;
     }
     // Rows of a width known at compile time move as fixed-size copies; a copy of a run-time length
-    // is a `memmove` call (~25 instructions for one 16-byte cell, callgrind).
+    // is a `memmove` call (~25 instructions for one cell, callgrind, when cells were 16 bytes).
     match w {
         1 => permute_fixed::<1>(cells, keys),
         2 => permute_fixed::<2>(cells, keys),
