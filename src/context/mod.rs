@@ -274,7 +274,6 @@ impl EventTable {
         }
     }
 
-    /// Append `s` to the text arena; its cell.
     /// Append `s` to the text arena; its cell (in the side vector when the span does not fit a cell).
     fn push_text(&mut self, s: &str) -> Cell {
         let start = self.text.len();
