@@ -86,12 +86,36 @@ impl Calendar {
 }
 
 /// Calendar fields of `now_ms` in `zone` (UTC when absent or unknown).
+///
+/// The zone is looked up once per thread and name: jiff's own cache is one global `RwLock` and an
+/// `Arc` clone per lookup, four atomic updates of cache lines that every decision on every core
+/// writes. A per-thread memo of the last name (visitors of one server are mostly in a few zones) reads
+/// nothing another thread writes; a different name looks it up again. The answer is the same either
+/// way: the memo only skips the lookup.
 pub fn calendar(now_ms: i64, zone: Option<&str>) -> Calendar {
-    let tz = zone
-        .and_then(|z| TimeZone::get(z).ok())
-        .unwrap_or(TimeZone::UTC);
     let ts = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
-    let dt = tz.to_datetime(ts);
+    let Some(name) = zone else {
+        return fields(TimeZone::UTC.to_datetime(ts));
+    };
+    let memo = LAST_ZONE.try_with(|m| {
+        let mut m = m.try_borrow_mut().ok()?;
+        if !matches!(&*m, Some((n, _)) if **n == *name) {
+            *m = Some((name.into(), TimeZone::get(name).unwrap_or(TimeZone::UTC)));
+        }
+        m.as_ref().map(|(_, tz)| fields(tz.to_datetime(ts)))
+    });
+    match memo {
+        Ok(Some(c)) => c,
+        _ => fields(TimeZone::get(name).unwrap_or(TimeZone::UTC).to_datetime(ts)),
+    }
+}
+
+std::thread_local! {
+    /// The last zone name [`calendar`] resolved on this thread, and its zone (UTC if unknown).
+    static LAST_ZONE: std::cell::RefCell<Option<(Box<str>, TimeZone)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn fields(dt: civil::DateTime) -> Calendar {
     let weekday = match dt.weekday() {
         civil::Weekday::Monday => "mon",
         civil::Weekday::Tuesday => "tue",
@@ -143,5 +167,38 @@ mod tests {
             (19, "tue", "2026-11-24")
         );
         assert_eq!(calendar(ms, Some("Not/AZone")).hour, 10);
+    }
+
+    /// The per-thread memo answers as a fresh lookup would, whatever the order of zone names.
+    #[test]
+    fn calendar_memo_never_answers_for_another_zone() {
+        let ms = parse_timestamp("2026-11-24T10:00:00Z").unwrap_or(0);
+        let zones = [
+            Some("Asia/Seoul"),
+            Some("Europe/London"),
+            None,
+            Some("Not/AZone"),
+            Some("America/New_York"),
+            Some("Asia/Seoul"),
+            Some("asia/seoul"),
+        ];
+        for _ in 0..3 {
+            for z in zones {
+                let fresh = fields(
+                    z.and_then(|n| TimeZone::get(n).ok())
+                        .unwrap_or(TimeZone::UTC)
+                        .to_datetime(
+                            Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH),
+                        ),
+                );
+                let c = calendar(ms, z);
+                assert_eq!(
+                    (c.hour, c.weekday, c.day),
+                    (fresh.hour, fresh.weekday, fresh.day),
+                    "{z:?}"
+                );
+            }
+        }
+        assert_eq!(calendar(ms, Some("America/New_York")).hour, 5);
     }
 }

@@ -3,23 +3,24 @@
 //! and by the bundle's own placements, experiences and variants (never by visitor data).
 
 // foldhash: label lookups run on every request (four placements = twelve lookups per decide).
+use super::shard::Shards;
 use foldhash::HashMap;
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Latency buckets in seconds: fine-grained below a millisecond, where decide lives.
 const BUCKETS: [f64; 14] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct RouteStats {
     statuses: Vec<(u16, u64)>,
     latency: Histogram,
@@ -51,9 +52,40 @@ fn addr(s: &Arc<str>) -> usize {
 /// Index of `unknown_placement` in [`REASONS`].
 pub const UNKNOWN_PLACEMENT: usize = 3;
 
-/// Server metrics.
+impl Inner {
+    /// Add another shard's counts to these.
+    fn add(&mut self, o: &Inner) {
+        for (route, r) in &o.routes {
+            let mine = self.routes.entry(route.clone()).or_default();
+            for &(status, n) in &r.statuses {
+                match mine.statuses.iter_mut().find(|(s, _)| *s == status) {
+                    Some((_, m)) => *m += n,
+                    None => mine.statuses.push((status, n)),
+                }
+            }
+            let (h, oh) = (&mut mine.latency, &r.latency);
+            for (c, oc) in h.counts.iter_mut().zip(oh.counts) {
+                *c += oc;
+            }
+            h.count += oh.count;
+            h.sum += oh.sum;
+        }
+        for (key, (labels, counts)) in &o.decisions {
+            let mine = &mut self
+                .decisions
+                .entry(*key)
+                .or_insert_with(|| (labels.clone(), [0; 4]))
+                .1;
+            for (m, n) in mine.iter_mut().zip(counts) {
+                *m += n;
+            }
+        }
+    }
+}
+
+/// Server metrics, one shard per thread ([`Shards`]: no lock or counter shared by two requests).
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    inner: Shards<Inner>,
     /// The empty label (one allocation, so its address is a stable key).
     none: Arc<str>,
 }
@@ -61,16 +93,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics {
-            inner: Mutex::default(),
+            inner: Shards::default(),
             none: Arc::from(""),
         }
-    }
-}
-
-fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 
@@ -93,7 +118,11 @@ pub struct Snapshot<'a> {
 impl Metrics {
     /// Count one HTTP request.
     pub fn request(&self, route: &str, status: u16, seconds: f64) {
-        let mut g = lock(&self.inner);
+        self.inner
+            .update(|g| Self::count_request(g, route, status, seconds));
+    }
+
+    fn count_request(g: &mut Inner, route: &str, status: u16, seconds: f64) {
         let r = match g.routes.get_mut(route) {
             Some(r) => r,
             None => g.routes.entry(route.to_string()).or_default(),
@@ -126,7 +155,21 @@ impl Metrics {
             ),
         >,
     ) {
-        let mut g = lock(&self.inner);
+        self.inner.update(|g| self.count_decisions(g, d));
+    }
+
+    fn count_decisions<'a>(
+        &self,
+        g: &mut Inner,
+        d: impl Iterator<
+            Item = (
+                &'a Arc<str>,
+                Option<&'a Arc<str>>,
+                Option<&'a Arc<str>>,
+                usize,
+            ),
+        >,
+    ) {
         for (p, e, v, reason) in d {
             let p = if reason == UNKNOWN_PLACEMENT {
                 &self.none
@@ -147,7 +190,10 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self, s: &Snapshot<'_>) -> String {
-        let g = lock(&self.inner);
+        let g = self.inner.fold(Inner::default(), |mut all, shard| {
+            all.add(shard);
+            all
+        });
         let mut o = String::with_capacity(4096);
         o.push_str("# HELP tailor_http_requests_total HTTP requests by route and status.\n# TYPE tailor_http_requests_total counter\n");
         let mut routes: Vec<(&String, &RouteStats)> = g.routes.iter().collect();
@@ -277,5 +323,42 @@ mod tests {
         assert!(t.contains("tailor_decisions_total{placement=\"hero\",experience=\"\",variant=\"\",reason=\"default\"} 1\n"), "{t}");
         assert!(t.contains("tailor_decisions_total{placement=\"\",experience=\"\",variant=\"\",reason=\"unknown_placement\"} 1\n"), "{t}");
         assert!(!t.contains("made-up"), "{t}");
+    }
+
+    #[test]
+    fn counts_from_every_thread_add_up() {
+        let m = Arc::new(Metrics::default());
+        let (p, e, v): (Arc<str>, Arc<str>, Arc<str>) =
+            (Arc::from("hero"), Arc::from("sale"), Arc::from("b"));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (m, p, e, v) = (m.clone(), p.clone(), e.clone(), v.clone());
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        m.request("/v1/decide", if i % 50 == 0 { 400 } else { 200 }, 0.0003);
+                        m.decisions([(&p, Some(&e), Some(&v), 0)].into_iter());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        m.request("/v1/decide", 200, 0.002);
+        let t = render(&m);
+        assert!(
+            t.contains("tailor_http_requests_total{route=\"/v1/decide\",status=\"200\"} 981\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("tailor_http_requests_total{route=\"/v1/decide\",status=\"400\"} 20\n"),
+            "{t}"
+        );
+        assert!(t.contains("tailor_http_request_duration_seconds_bucket{route=\"/v1/decide\",le=\"0.0005\"} 1000\n"), "{t}");
+        assert!(
+            t.contains("tailor_http_request_duration_seconds_count{route=\"/v1/decide\"} 1001\n"),
+            "{t}"
+        );
+        assert!(t.contains("tailor_decisions_total{placement=\"hero\",experience=\"sale\",variant=\"b\",reason=\"matched\"} 1000\n"), "{t}");
     }
 }

@@ -10,6 +10,8 @@
 //! run on tokio's blocking pool.
 
 pub mod metrics;
+pub mod recent;
+pub mod shard;
 pub mod store;
 
 use axum::body::Bytes;
@@ -148,8 +150,20 @@ pub enum LogItem {
     Capped { visitor: String, experience: String },
 }
 
+thread_local! {
+    /// This thread's recent devices and locations ([`recent`]).
+    static RECENT_DEVICES: std::cell::RefCell<recent::Recent<String, Device>> = Default::default();
+    static RECENT_GEO: std::cell::RefCell<recent::Recent<std::net::IpAddr, Option<tailor::wire::Geo>>> =
+        Default::default();
+}
+
+/// Distinguishes servers in one process (tests) in the per-thread tables ([`recent`]).
+static NEXT_STATE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Shared server state.
 pub struct AppState {
+    /// This state's id in the per-thread tables.
+    id: u64,
     cfg: Config,
     store: Arc<Store>,
     bundle: RwLock<Option<Arc<Deployed>>>,
@@ -277,11 +291,27 @@ impl AppState {
         headers: &BTreeMap<tailor::wire::Text, tailor::wire::Text>,
     ) -> Option<Device> {
         let (ua, key) = tailor::device::cache_key(headers)?;
-        if let Some(d) = self.ua_cache.get(&key) {
-            return Some((*d).clone());
+        let recent = RECENT_DEVICES.try_with(|r| {
+            r.try_borrow()
+                .ok()
+                .and_then(|r| r.get(self.id, key.as_str()).cloned())
+        });
+        if let Ok(Some(d)) = recent {
+            return Some(d);
         }
-        let d = tailor::device::detect(&self.ua, ua, headers).to_wire();
-        self.ua_cache.insert(key, Arc::new(d.clone()));
+        let d = match self.ua_cache.get(&key) {
+            Some(d) => (*d).clone(),
+            None => {
+                let d = tailor::device::detect(&self.ua, ua, headers).to_wire();
+                self.ua_cache.insert(key.clone(), Arc::new(d.clone()));
+                d
+            }
+        };
+        let _ = RECENT_DEVICES.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.put(self.id, key, d.clone());
+            }
+        });
         Some(d)
     }
 
@@ -290,12 +320,28 @@ impl AppState {
     fn geo_lookup(&self, ip: &str) -> Option<tailor::wire::Geo> {
         let db = self.geo.as_ref()?;
         let addr: std::net::IpAddr = ip.trim().parse().ok()?;
-        if let Some(g) = self.geo_cache.get(&addr) {
-            return g.as_deref().cloned();
+        let recent = RECENT_GEO.try_with(|r| {
+            r.try_borrow()
+                .ok()
+                .and_then(|r| r.get(self.id, &addr).cloned())
+        });
+        if let Ok(Some(g)) = recent {
+            return g;
         }
-        let g = db.lookup(addr).ok().flatten();
-        self.geo_cache
-            .insert(addr, g.as_ref().map(|g| Arc::new(g.clone())));
+        let g = match self.geo_cache.get(&addr) {
+            Some(g) => g.as_deref().cloned(),
+            None => {
+                let g = db.lookup(addr).ok().flatten();
+                self.geo_cache
+                    .insert(addr, g.as_ref().map(|g| Arc::new(g.clone())));
+                g
+            }
+        };
+        let _ = RECENT_GEO.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.put(self.id, addr, g.clone());
+            }
+        });
         g
     }
 
@@ -715,11 +761,12 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let (entries, bytes) = st.store.cache_usage();
+    let (hits, misses) = st.store.lookups();
     let cur = st.current();
     let b = cur.as_ref().map(|d| d.engine.bundle());
     let text = st.metrics.render(&metrics::Snapshot {
-        cache_hits: st.store.hits.load(Ordering::Relaxed),
-        cache_misses: st.store.misses.load(Ordering::Relaxed),
+        cache_hits: hits,
+        cache_misses: misses,
         cache_entries: entries,
         cache_bytes: bytes,
         exposures_dropped: st.exposures_dropped.load(Ordering::Relaxed),
@@ -1112,6 +1159,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     ua.preload();
     let (tx, rx) = mpsc::sync_channel(65_536);
     let st = Arc::new(AppState {
+        id: NEXT_STATE_ID.fetch_add(1, Ordering::Relaxed),
         store: store.clone(),
         bundle: RwLock::new(None),
         deploy_lock: Mutex::new(()),
