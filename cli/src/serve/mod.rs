@@ -157,6 +157,14 @@ thread_local! {
         Default::default();
 }
 
+/// A thread's handle on a deployed bundle ([`AppState::serving`]).
+struct Serving(Arc<Deployed>);
+
+thread_local! {
+    /// This thread's handle: (state id, generation, handle).
+    static SERVING: std::cell::RefCell<Option<(u64, u64, Arc<Serving>)>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Distinguishes servers in one process (tests) in the per-thread tables ([`recent`]).
 static NEXT_STATE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -167,6 +175,8 @@ pub struct AppState {
     cfg: Config,
     store: Arc<Store>,
     bundle: RwLock<Option<Arc<Deployed>>>,
+    /// Swaps so far ([`AppState::serving`]).
+    generation: AtomicU64,
     /// Serializes deploy and rollback (store write + swap).
     deploy_lock: Mutex<()>,
     geo: Option<tailor::geoip::GeoDb>,
@@ -221,6 +231,34 @@ impl AppState {
             Err(p) => p.into_inner(),
         };
         *g = Some(d);
+        // After the store: a thread that sees the new generation reads this bundle or a newer one.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The active bundle for a decision, through this thread's own handle: `current` takes a shared
+    /// `RwLock` and clones a shared `Arc`, four atomic updates per request of cache lines that every
+    /// core writes; this reads the generation (written only by a swap) and clones an `Arc` only this
+    /// thread made. Never older than the last completed swap: the generation is read first, and a
+    /// handle is reused only while it matches. A thread keeps its handle (and so the bundle it holds)
+    /// until its next decision after a swap.
+    fn serving(&self) -> Option<Arc<Serving>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let kept = SERVING.try_with(|s| {
+            s.try_borrow().ok().and_then(|s| match &*s {
+                Some((id, g, h)) if *id == self.id && *g == generation => Some(h.clone()),
+                _ => None,
+            })
+        });
+        if let Ok(Some(h)) = kept {
+            return Some(h);
+        }
+        let h = Arc::new(Serving(self.current()?));
+        let _ = SERVING.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = Some((self.id, generation, h.clone()));
+            }
+        });
+        Some(h)
     }
 
     /// Validate, compile, record and swap in an artifact. The old bundle serves until the swap.
@@ -416,14 +454,14 @@ async fn decide(
         status: 400,
         body: e,
     })?;
-    let Some(dep) = st.current() else {
+    let Some(serving) = st.serving() else {
         return Err(ApiError::new(
             503,
             "no_bundle",
             "no bundle is deployed; PUT /v1/bundle first",
         ));
     };
-    let engine = &dep.engine;
+    let engine = &serving.0.engine;
     engine.validate(&req).map_err(|e| ApiError {
         status: 400,
         body: e,
@@ -1162,6 +1200,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         id: NEXT_STATE_ID.fetch_add(1, Ordering::Relaxed),
         store: store.clone(),
         bundle: RwLock::new(None),
+        generation: AtomicU64::new(0),
         deploy_lock: Mutex::new(()),
         geo,
         ua,
