@@ -15,6 +15,7 @@ use crate::wire::{
     HoldoutTrace, Outcome, Reason, Trace,
 };
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -406,7 +407,7 @@ impl Engine {
         request: &[u8],
         profile: Option<&[u8]>,
         now_ms: i64,
-    ) -> Result<DecideResponse, ErrorResponse> {
+    ) -> Result<DecideResponse<'_>, ErrorResponse> {
         let req = DecideRequest::from_json(request)?;
         // Decoded for this one request only, so a placement asked for alone decodes just what its
         // audiences read (on the retail bundle's `home_hero`: the purchases' `at` and `price`, not their
@@ -527,7 +528,7 @@ impl Engine {
         req: &DecideRequest,
         profile: Option<&Profile>,
         now_ms: i64,
-    ) -> DecideResponse {
+    ) -> DecideResponse<'_> {
         self.decide_for(req, profile, now_ms, &|_| 0, self.layout.id())
     }
 
@@ -546,7 +547,7 @@ impl Engine {
         profile: Option<&Profile>,
         now_ms: i64,
         counts: &[(S, u32)],
-    ) -> DecideResponse {
+    ) -> DecideResponse<'_> {
         let served = |id: &str| -> u32 {
             counts
                 .iter()
@@ -564,7 +565,7 @@ impl Engine {
         now_ms: i64,
         counts: &dyn Fn(&str) -> u32,
         layout: u64,
-    ) -> DecideResponse {
+    ) -> DecideResponse<'_> {
         // A profile decoded for another bundle's schema would be read at the wrong indexes: ignore it.
         let foreign = profile.is_some_and(|p| p.layout_id != layout);
         let profile = if foreign { None } else { profile };
@@ -592,29 +593,29 @@ impl Engine {
             notes.push("the profile was decoded for another bundle and was ignored".into());
         }
         DecideResponse {
-            bundle: self.bundle.clone(),
+            bundle: Cow::Borrowed(&self.bundle),
             decisions,
             notes,
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn decide_placement(
-        &self,
+    fn decide_placement<'e>(
+        &'e self,
         name: &str,
-        placement: Option<&Placement>,
+        placement: Option<&'e Placement>,
         req: &DecideRequest,
         ctx: &EvalContext<'_>,
         ev: &mut Evaluator<'_>,
         gate: &Gate<'_>,
-    ) -> Decision {
+    ) -> Decision<'e> {
         let explain = req.explain;
         let Some(p) = placement else {
             return Decision {
-                placement: name.into(),
+                placement: Cow::Owned(name.into()),
                 experience: None,
                 variant: None,
-                content: null_raw(),
+                content: Cow::Owned(null_raw()),
                 reason: Reason::UnknownPlacement,
                 trace: explain.then(|| Trace {
                     summary: format!("the bundle has no placement `{name}`"),
@@ -647,10 +648,10 @@ impl Engine {
                     );
                 }
                 return Decision {
-                    placement: p.id.clone(),
+                    placement: Cow::Borrowed(&p.id),
                     experience: None,
                     variant: None,
-                    content: p.default.clone(),
+                    content: Cow::Borrowed(&p.default),
                     reason: Reason::Holdout,
                     trace,
                 };
@@ -691,10 +692,10 @@ impl Engine {
                         );
                     }
                     return Decision {
-                        placement: p.id.clone(),
-                        experience: Some(e.id.clone()),
-                        variant: Some(v.id.clone()),
-                        content: v.content.clone(),
+                        placement: Cow::Borrowed(&p.id),
+                        experience: Some(Cow::Borrowed(&e.id)),
+                        variant: Some(Cow::Borrowed(&v.id)),
+                        content: Cow::Borrowed(&v.content),
                         reason: Reason::Matched,
                         trace,
                     };
@@ -719,10 +720,10 @@ impl Engine {
             };
         }
         Decision {
-            placement: p.id.clone(),
+            placement: Cow::Borrowed(&p.id),
             experience: None,
             variant: None,
-            content: p.default.clone(),
+            content: Cow::Borrowed(&p.default),
             reason: Reason::Default,
             trace,
         }
@@ -864,8 +865,8 @@ impl Engine {
                 let key = match d.reason {
                     Reason::Matched => (
                         placement,
-                        d.experience.as_deref().unwrap_or_default().to_string(),
-                        d.variant.as_deref().unwrap_or_default().to_string(),
+                        d.experience.as_deref().map_or("", |s| &**s).to_string(),
+                        d.variant.as_deref().map_or("", |s| &**s).to_string(),
                     ),
                     Reason::Holdout => (placement, "(holdout)".into(), String::new()),
                     Reason::Default => (placement, "(default)".into(), String::new()),

@@ -75,7 +75,7 @@ fn decision(out: &mut Vec<u8>, d: &Decision) -> Result<(), serde_json::Error> {
     Ok(())
 }
 
-impl DecideResponse {
+impl DecideResponse<'_> {
     /// The compact JSON text of this response: exactly what `serde_json::to_vec` gives, faster (see the
     /// module docs of `wire::write`). Every HTTP runtime answers with these bytes.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {

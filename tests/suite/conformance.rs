@@ -87,7 +87,7 @@ fn run_file(name: &str) -> usize {
             .map(|p| from_source.decode_profile(p).unwrap());
         for d in &a.decisions {
             let mut one: DecideRequest = serde_json::from_slice(&req_bytes).unwrap();
-            one.placements = vec![(*d.placement).into()];
+            one.placements = vec![d.placement().into()];
             let alone = from_source
                 .decide_json(&serde_json::to_vec(&one).unwrap(), profile.as_deref(), now)
                 .unwrap();

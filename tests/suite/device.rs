@@ -263,7 +263,7 @@ content = { in_app = true }
     };
     req.context.device = Some(d.to_wire());
     let r = engine.decide(&req, None, 0);
-    assert_eq!(r.decisions[0].experience.as_deref(), Some("in-app"));
+    assert_eq!(r.decisions[0].experience(), Some("in-app"));
     req.context.device = Some(tailor::device::detect(&parser, ua, &BTreeMap::new()).to_wire());
     assert_eq!(engine.decide(&req, None, 0).decisions[0].experience, None);
 }

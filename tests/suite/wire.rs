@@ -4,6 +4,7 @@
 //! and syntax errors.
 
 use proptest::prelude::*;
+use std::borrow::Cow;
 use tailor::wire::DecideRequest;
 
 /// A struct's fields: each name with the strategy for a well-typed value.
@@ -245,7 +246,7 @@ fn any_string() -> impl Strategy<Value = String> {
     ]
 }
 
-fn any_decision() -> impl Strategy<Value = tailor::wire::Decision> {
+fn any_decision() -> impl Strategy<Value = tailor::wire::Decision<'static>> {
     use std::sync::Arc;
     use tailor::wire::{Decision, Reason, Trace};
     let content = prop_oneof![
@@ -269,10 +270,12 @@ fn any_decision() -> impl Strategy<Value = tailor::wire::Decision> {
         proptest::option::of(any_string()),
     )
         .prop_map(|(p, e, v, c, reason, summary)| Decision {
-            placement: Arc::from(p),
-            experience: e.map(Arc::from),
-            variant: v.map(Arc::from),
-            content: Arc::from(serde_json::value::RawValue::from_string(c.to_string()).unwrap()),
+            placement: Cow::Owned(Arc::from(p)),
+            experience: e.map(|e| Cow::Owned(Arc::from(e))),
+            variant: v.map(|v| Cow::Owned(Arc::from(v))),
+            content: Cow::Owned(Arc::from(
+                serde_json::value::RawValue::from_string(c.to_string()).unwrap(),
+            )),
             reason,
             trace: summary.map(|summary| Trace {
                 summary,
@@ -292,7 +295,7 @@ proptest! {
     ) {
         use std::sync::Arc;
         let resp = tailor::wire::DecideResponse {
-            bundle: tailor::wire::BundleRef { id: Arc::from(id), version: Arc::from(version), hash: Arc::from(hash) },
+            bundle: Cow::Owned(tailor::wire::BundleRef { id: Arc::from(id), version: Arc::from(version), hash: Arc::from(hash) }),
             decisions,
             notes,
         };

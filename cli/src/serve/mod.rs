@@ -549,9 +549,9 @@ async fn decide(
     }
     st.metrics.decisions(resp.decisions.iter().map(|d| {
         (
-            &d.placement,
-            d.experience.as_ref(),
-            d.variant.as_ref(),
+            &*d.placement,
+            d.experience.as_deref(),
+            d.variant.as_deref(),
             match d.reason {
                 Reason::Matched => 0,
                 Reason::Default => 1,
@@ -567,7 +567,11 @@ async fn decide(
     ) {
         let b = engine.bundle();
         for d in &resp.decisions {
-            if let (Reason::Matched, Some(e), Some(v)) = (d.reason, &d.experience, &d.variant) {
+            if let (Reason::Matched, Some(e), Some(v)) = (
+                d.reason,
+                d.experience.as_deref().map(|e| &**e),
+                d.variant.as_deref().map(|v| &**v),
+            ) {
                 st.log_exposure(snap, visitor, e, v, b, now);
                 if let Some(c) = counts
                     .as_ref()
@@ -575,15 +579,15 @@ async fn decide(
                 {
                     // Counted in memory now (the next decision sees it), persisted by the log writer.
                     if let Ok(mut g) = c.lock() {
-                        match g.iter_mut().find(|(x, _)| **x == **e) {
+                        match g.iter_mut().find(|(x, _)| **x == *e) {
                             Some((_, n)) => *n = n.saturating_add(1),
-                            None => g.push((tailor::wire::Text::from(&**e), 1)),
+                            None => g.push((tailor::wire::Text::from(e), 1)),
                         }
                     }
                     st.send_log(LogItem::Capped {
                         // `String::from`, not `to_string`: the latter goes through the formatter.
                         visitor: String::from(visitor.as_str()),
-                        experience: String::from(&**e),
+                        experience: String::from(e),
                     });
                 }
             }

@@ -531,7 +531,7 @@ async fn decide(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Answer 
                 d.experience
                     .as_deref()
                     .filter(|e| engine.has_frequency_cap(&d.placement, e))
-                    .map(str::to_string)
+                    .map(|e| e.to_string())
             })
             .collect();
         if !capped.is_empty() {
