@@ -347,6 +347,31 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Read one word of each cache line a decision will read from this profile, up to `max_bytes`:
+    /// the event tables' `at` columns first (every window query reads them, in a binary search whose
+    /// loads depend on each other), then their cells and text. For an adapter holding a profile that
+    /// is in no CPU cache (a visitor picked among thousands): these loads are independent, so the CPU
+    /// waits for all of them at once instead of for the evaluator's misses one after another. The
+    /// result is a checksum of the words read, to pass to `std::hint::black_box`.
+    pub fn touch(&self, max_bytes: usize) -> u64 {
+        let mut left = max_bytes / 64;
+        let mut sum = 0u64;
+        let mut lines = |words: &mut dyn Iterator<Item = u64>| {
+            for w in words.take(left) {
+                sum = sum.wrapping_add(w);
+                left -= 1;
+            }
+        };
+        for t in &self.events {
+            lines(&mut t.at.iter().step_by(8).map(|&x| x as u64));
+        }
+        for t in &self.events {
+            lines(&mut t.cells.iter().step_by(8).map(|c| c.0));
+            lines(&mut t.text.as_bytes().iter().step_by(64).map(|&b| u64::from(b)));
+        }
+        sum
+    }
+
     /// Approximate memory held by this profile (struct + heap), for adapters that bound a cache of
     /// decoded profiles in bytes. An upper bound: interned strings shared between events count per use.
     pub fn heap_bytes(&self) -> usize {

@@ -472,6 +472,11 @@ async fn decide(
             "`visitor_id` is longer than 256 bytes",
         ));
     }
+    // The visitor's cache entry first, so its profile loads while the device and location are found.
+    let early = req.visitor_id.as_ref().and_then(|id| st.store.cached(id));
+    if let Some(s) = &early {
+        s.prefetch();
+    }
     let ctx = &mut req.context;
     for (name, value) in &http_headers {
         let n = name.as_str();
@@ -494,7 +499,7 @@ async fn decide(
         ctx.geo = st.geo_lookup(ip);
     }
     let snapshot = match &req.visitor_id {
-        Some(id) => Some(match st.store.cached(id) {
+        Some(id) => Some(match early {
             Some(s) => s,
             // Cap counts are read with the snapshot only when this bundle caps anything.
             None if engine.has_frequency_caps() => {
