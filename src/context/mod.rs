@@ -2540,6 +2540,44 @@ mod tests {
         }
     }
 
+    /// `touch` reads one word per cache line, `at` columns first, and never more lines than asked.
+    #[test]
+    fn touch_reads_a_word_per_line_within_the_budget() {
+        let mut t = EventTable::new(2);
+        for i in 0..20i64 {
+            let row = t.begin_row();
+            t.put(row, 0, Cell::num(1.0));
+            t.put(row, 1, Cell::time(i).unwrap_or_default());
+            t.end_row(row, Some(1000 + i));
+        }
+        finish_table(&mut t);
+        let p = Profile {
+            traits: Vec::new(),
+            segments: Value::Missing,
+            consent: Vec::new(),
+            events: vec![t],
+            exposures: Vec::new(),
+            problems: Vec::new(),
+            layout_id: 0,
+        };
+        assert_eq!(p.touch(0), 0);
+        // One line: the first `at`; three: `at` has 20 × 8 bytes, lines start at rows 0, 8 and 16.
+        assert_eq!(p.touch(64), 1000);
+        assert_eq!(p.touch(3 * 64), 1000 + 1008 + 1016);
+        // Then the cells: 40 cells, one word every 8, then the (empty) text.
+        let cells: u64 = p.events[0]
+            .cells
+            .iter()
+            .step_by(8)
+            .map(|c| c.0)
+            .fold(0, u64::wrapping_add);
+        assert_eq!(
+            p.touch(1 << 20),
+            (1000u64 + 1008 + 1016).wrapping_add(cells)
+        );
+        assert_eq!(Profile::default().touch(4096), 0);
+    }
+
     /// `sort_keys` sorts whatever the runs: one to four merged, more by the standard sort.
     #[test]
     fn sort_keys_merges_runs_and_sorts_the_rest() {
