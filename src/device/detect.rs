@@ -148,8 +148,16 @@ fn contains_any(hay: &str, needles: &[&str]) -> bool {
 /// Invariant: every header `detect` reads is in the key, or two visitors with the same User-Agent
 /// would share one answer (e.g. two Android apps' web views would get the first one's `device.app`).
 pub fn cache_key(headers: &BTreeMap<Text, Text>) -> Option<(&str, String)> {
+    let mut key = String::new();
+    let ua = cache_key_into(headers, &mut key)?;
+    Some((ua, key))
+}
+
+/// [`cache_key`] appended to `key` (an adapter's reused buffer: no allocation per request once it has
+/// grown); returns the User-Agent.
+pub fn cache_key_into<'h>(headers: &'h BTreeMap<Text, Text>, key: &mut String) -> Option<&'h str> {
     let ua = crate::wire::header(headers, "user-agent")?;
-    let mut key = String::with_capacity(ua.len() + 64);
+    key.reserve(ua.len() + 64);
     key.push_str(ua);
     for (k, v) in headers {
         let hint = k.len() > 6 && k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("sec-ch"));
@@ -160,7 +168,7 @@ pub fn cache_key(headers: &BTreeMap<Text, Text>) -> Option<(&str, String)> {
             key.push_str(v);
         }
     }
-    Some((ua, key))
+    Some(ua)
 }
 
 /// Detect from a User-Agent and the request headers (Client Hints, `X-Requested-With`).

@@ -355,3 +355,41 @@ mod fast_path_properties {
         }
     }
 }
+
+/// The device cache key: the User-Agent plus every header detection reads, the same whether built
+/// owned or into a reused buffer, and different whenever the answer could differ.
+#[test]
+fn cache_keys_cover_every_header_detection_reads() {
+    use std::collections::BTreeMap;
+    use tailor::device::{cache_key, cache_key_into};
+    let h = |pairs: &[(&str, &str)]| -> BTreeMap<tailor::wire::Text, tailor::wire::Text> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    };
+    let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/125.0 Mobile Safari/537.36";
+    let plain = h(&[("user-agent", ua), ("accept", "*/*")]);
+    let app = h(&[("user-agent", ua), ("x-requested-with", "com.example.shop")]);
+    let hints = h(&[("user-agent", ua), ("sec-ch-ua-platform", "\"Android\"")]);
+    let mut buf = String::from("left over");
+    for headers in [&plain, &app, &hints] {
+        let (owned_ua, owned) = cache_key(headers).unwrap();
+        buf.clear();
+        assert_eq!(cache_key_into(headers, &mut buf), Some(owned_ua));
+        assert_eq!(buf, owned);
+        assert_eq!(owned_ua, ua);
+    }
+    let keys: Vec<String> = [&plain, &app, &hints]
+        .iter()
+        .map(|x| cache_key(x).unwrap().1)
+        .collect();
+    assert_eq!(
+        keys[0], ua,
+        "headers detection does not read are not in the key"
+    );
+    assert_ne!(keys[0], keys[1]);
+    assert_ne!(keys[0], keys[2]);
+    assert_ne!(keys[1], keys[2]);
+    assert!(cache_key(&h(&[("accept", "*/*")])).is_none());
+}

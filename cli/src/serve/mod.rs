@@ -153,6 +153,8 @@ pub enum LogItem {
 thread_local! {
     /// This thread's recent devices and locations ([`recent`]).
     static RECENT_DEVICES: std::cell::RefCell<recent::Recent<String, Device>> = Default::default();
+    /// The device cache key of this thread's current request.
+    static DEVICE_KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     static RECENT_GEO: std::cell::RefCell<recent::Recent<std::net::IpAddr, Option<tailor::wire::Geo>>> =
         Default::default();
 }
@@ -328,15 +330,24 @@ impl AppState {
         &self,
         headers: &BTreeMap<tailor::wire::Text, tailor::wire::Text>,
     ) -> Option<Device> {
-        let (ua, key) = tailor::device::cache_key(headers)?;
-        let recent = RECENT_DEVICES.try_with(|r| {
-            r.try_borrow()
+        // The key built in this thread's buffer: a hit allocates nothing.
+        let recent = DEVICE_KEY.try_with(|b| {
+            let mut b = b.try_borrow_mut().ok()?;
+            b.clear();
+            tailor::device::cache_key_into(headers, &mut b)?;
+            RECENT_DEVICES
+                .try_with(|r| {
+                    r.try_borrow()
+                        .ok()
+                        .and_then(|r| r.get(self.id, b.as_str()).cloned())
+                })
                 .ok()
-                .and_then(|r| r.get(self.id, key.as_str()).cloned())
+                .flatten()
         });
         if let Ok(Some(d)) = recent {
             return Some(d);
         }
+        let (ua, key) = tailor::device::cache_key(headers)?;
         let d = match self.ua_cache.get(&key) {
             Some(d) => (*d).clone(),
             None => {
@@ -609,8 +620,11 @@ async fn decide(
 /// be able to see a campaign before it starts.
 fn preview_at(st: &AppState, h: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or_default());
+    let Some(preview) = text(tailor::wire::PREVIEW_HEADER) else {
+        return Ok(None);
+    };
     Ok(tailor::wire::preview_time(
-        text(tailor::wire::PREVIEW_HEADER),
+        Some(preview),
         text(axum::http::header::AUTHORIZATION.as_str()),
         st.cfg.admin_token.as_deref(),
     )?)
