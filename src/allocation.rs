@@ -43,6 +43,12 @@ impl Draw {
 
 /// The bucket `0..10000` of `visitor` for `draw` over `unit`.
 pub fn bucket(salt: &str, draw: Draw, unit: &str, visitor: &str) -> u32 {
+    bucket_after(&prefix(salt, draw, unit), visitor)
+}
+
+/// The hash state after `salt.draw:unit:`, the part of [`bucket`]'s input that does not depend on the
+/// visitor: an engine computes it once per experience at load instead of once per decision.
+pub fn prefix(salt: &str, draw: Draw, unit: &str) -> Murmur3 {
     let mut h = Murmur3::new(0);
     h.write(salt.as_bytes());
     h.write(b".");
@@ -50,6 +56,12 @@ pub fn bucket(salt: &str, draw: Draw, unit: &str, visitor: &str) -> u32 {
     h.write(b":");
     h.write(unit.as_bytes());
     h.write(b":");
+    h
+}
+
+/// [`bucket`] of `visitor` from its [`prefix`]: the same number.
+pub fn bucket_after(prefix: &Murmur3, visitor: &str) -> u32 {
+    let mut h = prefix.clone();
     h.write(visitor.as_bytes());
     h.finish() % BUCKETS
 }

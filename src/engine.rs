@@ -4,7 +4,7 @@
 //! fails because of one visitor's data: a value of the wrong type makes the experiences that read it not
 //! match and is reported in `notes` and the trace.
 
-use crate::allocation::{bucket, variant_bounds, Draw, BUCKETS};
+use crate::allocation::{bucket, bucket_after, prefix, variant_bounds, Draw, Murmur3, BUCKETS};
 use crate::bundle::CheckedBundle;
 use crate::context::{Profile, ProfileLayout, RequestView};
 use crate::expr::program::{Area, EvalContext, Evaluator, Program};
@@ -43,6 +43,9 @@ struct Experience {
     cap: Option<(u16, u32)>,
     requires_visitor_id: bool,
     personalized: bool,
+    /// [`crate::allocation::prefix`] of the traffic and variant draws over this experience.
+    traffic_draw: Murmur3,
+    variant_draw: Murmur3,
     /// Every path the audience reads (through segments too), for input-problem checks.
     reads: Vec<PathKey>,
     variants: Vec<Variant>,
@@ -73,6 +76,8 @@ struct Placement {
 
 struct Holdout {
     id: Box<str>,
+    /// [`crate::allocation::prefix`] of the holdout draw.
+    draw: Murmur3,
     /// Held-out buckets (below this).
     buckets: u32,
 }
@@ -88,6 +93,8 @@ pub struct Engine {
     index: crate::hash::FixedMap<Box<str>, u16>,
     holdouts: Vec<Holdout>,
     groups: Vec<Box<str>>,
+    /// [`crate::allocation::prefix`] of each group's exclusion draw, by group index.
+    group_draws: Vec<Murmur3>,
     layout: ProfileLayout,
     /// Some experience has a `frequency_cap` (known at load; adapters ask on every decision).
     has_caps: bool,
@@ -266,6 +273,8 @@ impl Engine {
                     cap,
                     requires_visitor_id: e.requires_visitor_id,
                     personalized,
+                    traffic_draw: prefix(&def.salt, Draw::Traffic, &e.id),
+                    variant_draw: prefix(&def.salt, Draw::Variant, &e.id),
                     reads,
                     variants,
                 });
@@ -318,6 +327,7 @@ impl Engine {
             .iter()
             .map(|h| Holdout {
                 id: h.id.as_str().into(),
+                draw: prefix(&def.salt, Draw::Holdout, &h.id),
                 buckets: (h.percent * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32,
             })
             .collect();
@@ -336,6 +346,10 @@ impl Engine {
             placements,
             index,
             holdouts,
+            group_draws: groups
+                .iter()
+                .map(|g| prefix(&def.salt, Draw::Exclusion, g))
+                .collect(),
             groups,
         }
     }
@@ -629,7 +643,7 @@ impl Engine {
             let Some(hd) = self.holdouts.get(h as usize) else {
                 continue;
             };
-            let b = visitor.map(|v| bucket(&self.salt, Draw::Holdout, &hd.id, v));
+            let b = visitor.map(|v| bucket_after(&hd.draw, v));
             let held = b.is_some_and(|b| b < hd.buckets);
             if let Some(t) = trace.as_mut() {
                 t.holdouts.push(HoldoutTrace {
@@ -809,7 +823,10 @@ impl Engine {
         };
         if let Some((g, member, count)) = e.exclusion {
             let group = self.groups.get(g as usize).map_or("", |s| &**s);
-            let b = bucket(&self.salt, Draw::Exclusion, group, visitor);
+            let b = match self.group_draws.get(g as usize) {
+                Some(d) => bucket_after(d, visitor),
+                None => bucket(&self.salt, Draw::Exclusion, group, visitor),
+            };
             buckets.exclusion = Some(b);
             let owner = (u64::from(b) * u64::from(count.max(1)) / u64::from(BUCKETS)) as u32;
             if owner != member {
@@ -817,7 +834,7 @@ impl Engine {
             }
         }
         if e.traffic < BUCKETS {
-            let b = bucket(&self.salt, Draw::Traffic, &e.id, visitor);
+            let b = bucket_after(&e.traffic_draw, visitor);
             buckets.traffic = Some(b);
             if b >= e.traffic {
                 return Err((
@@ -834,7 +851,7 @@ impl Engine {
         if e.variants.len() <= 1 {
             return Ok(0);
         }
-        let b = bucket(&self.salt, Draw::Variant, &e.id, visitor);
+        let b = bucket_after(&e.variant_draw, visitor);
         buckets.variant = Some(b);
         Ok(e.variants
             .iter()

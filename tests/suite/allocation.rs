@@ -106,3 +106,34 @@ fn draws_are_independent() {
     let share = f64::from(both) / f64::from(n) * 100.0;
     assert!((share - 25.0).abs() < 0.5, "joint share {share}");
 }
+
+/// A draw's hash prefix computed once (what an engine keeps per experience) and continued with each
+/// visitor gives the bucket of the whole input hashed in one go, whatever the lengths (partial 4-byte
+/// blocks carried across the prefix's end).
+#[test]
+fn prefixed_buckets_equal_one_shot_hashes() {
+    use tailor::allocation::{bucket_after, prefix};
+    let words = [
+        "",
+        "a",
+        "ab",
+        "abc",
+        "abcd",
+        "abcde",
+        "salt-2026",
+        "vip-welcome-back",
+    ];
+    for salt in words {
+        for unit in words {
+            for draw in [Draw::Holdout, Draw::Exclusion, Draw::Traffic, Draw::Variant] {
+                let p = prefix(salt, draw, unit);
+                for visitor in words.iter().chain(&["v123456789", "visitor-0"]) {
+                    let whole = format!("{salt}.{}:{unit}:{visitor}", draw.name());
+                    let expected = murmur3_x86_32(whole.as_bytes(), 0) % 10_000;
+                    assert_eq!(bucket_after(&p, visitor), expected, "{whole}");
+                    assert_eq!(bucket(salt, draw, unit, visitor), expected, "{whole}");
+                }
+            }
+        }
+    }
+}
