@@ -49,6 +49,15 @@ fn addr(s: &Arc<str>) -> usize {
     Arc::as_ptr(s).cast::<u8>() as usize
 }
 
+/// One decision as [`Metrics::decisions`] counts it: placement, experience, variant (the bundle's shared
+/// strings) and the index of its reason in [`REASONS`].
+pub type DecisionLabels<'a> = (
+    &'a Arc<str>,
+    Option<&'a Arc<str>>,
+    Option<&'a Arc<str>>,
+    usize,
+);
+
 /// Index of `unknown_placement` in [`REASONS`].
 pub const UNKNOWN_PLACEMENT: usize = 3;
 
@@ -144,32 +153,11 @@ impl Metrics {
     /// Count decisions: (placement, experience, variant, index into [`REASONS`]). Placement names the
     /// bundle does not define are counted under the placement `""`: a request's own strings never become
     /// labels (which would let callers grow the metrics without bound).
-    pub fn decisions<'a>(
-        &self,
-        d: impl Iterator<
-            Item = (
-                &'a Arc<str>,
-                Option<&'a Arc<str>>,
-                Option<&'a Arc<str>>,
-                usize,
-            ),
-        >,
-    ) {
+    pub fn decisions<'a>(&self, d: impl Iterator<Item = DecisionLabels<'a>>) {
         self.inner.update(|g| self.count_decisions(g, d));
     }
 
-    fn count_decisions<'a>(
-        &self,
-        g: &mut Inner,
-        d: impl Iterator<
-            Item = (
-                &'a Arc<str>,
-                Option<&'a Arc<str>>,
-                Option<&'a Arc<str>>,
-                usize,
-            ),
-        >,
-    ) {
+    fn count_decisions<'a>(&self, g: &mut Inner, d: impl Iterator<Item = DecisionLabels<'a>>) {
         for (p, e, v, reason) in d {
             let p = if reason == UNKNOWN_PLACEMENT {
                 &self.none
