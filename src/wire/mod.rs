@@ -250,9 +250,9 @@ pub struct BundleRef {
 ///
 /// An engine's answer borrows the bundle's ids and content from the engine (`Cow::Borrowed`) instead of
 /// cloning their `Arc`s: every decision on every core would otherwise increment and decrement the same
-/// ~15 reference counts, cache lines all cores write (measured under the server's load benchmark,
-/// 0.35 µs less server CPU per four-placement decide on two cores once borrowed). A deserialized response owns its values;
-/// [`DecideResponse::into_owned`] detaches an engine's.
+/// ~15 reference counts, cache lines all cores write (measured under the server's load benchmark:
+/// borrowing took 0.35 µs of server CPU off a four-placement decide on two cores). A deserialized
+/// response owns its values; [`DecideResponse::into_owned`] detaches an engine's.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DecideResponse<'a> {
     /// Which bundle decided.
