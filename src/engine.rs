@@ -92,9 +92,8 @@ pub struct Engine {
     placements: Vec<Placement>,
     index: crate::hash::FixedMap<Box<str>, u16>,
     holdouts: Vec<Holdout>,
-    groups: Vec<Box<str>>,
-    /// [`crate::allocation::prefix`] of each group's exclusion draw, by group index.
-    group_draws: Vec<Murmur3>,
+    /// Exclusion groups by index: the name and the [`crate::allocation::prefix`] of its draw.
+    groups: Vec<(Box<str>, Murmur3)>,
     layout: ProfileLayout,
     /// Some experience has a `frequency_cap` (known at load; adapters ask on every decision).
     has_caps: bool,
@@ -346,11 +345,13 @@ impl Engine {
             placements,
             index,
             holdouts,
-            group_draws: groups
-                .iter()
-                .map(|g| prefix(&def.salt, Draw::Exclusion, g))
+            groups: groups
+                .into_iter()
+                .map(|g| {
+                    let draw = prefix(&def.salt, Draw::Exclusion, &g);
+                    (g, draw)
+                })
                 .collect(),
-            groups,
         }
     }
 
@@ -822,10 +823,9 @@ impl Engine {
             return Ok(0);
         };
         if let Some((g, member, count)) = e.exclusion {
-            let group = self.groups.get(g as usize).map_or("", |s| &**s);
-            let b = match self.group_draws.get(g as usize) {
-                Some(d) => bucket_after(d, visitor),
-                None => bucket(&self.salt, Draw::Exclusion, group, visitor),
+            let (group, b) = match self.groups.get(g as usize) {
+                Some((name, draw)) => (&**name, bucket_after(draw, visitor)),
+                None => ("", bucket(&self.salt, Draw::Exclusion, "", visitor)),
             };
             buckets.exclusion = Some(b);
             let owner = (u64::from(b) * u64::from(count.max(1)) / u64::from(BUCKETS)) as u32;

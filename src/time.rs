@@ -100,14 +100,19 @@ pub fn calendar(now_ms: i64, zone: Option<&str>) -> Calendar {
     let memo = LAST_ZONE.try_with(|m| {
         let mut m = m.try_borrow_mut().ok()?;
         if !matches!(&*m, Some((n, _)) if **n == *name) {
-            *m = Some((name.into(), TimeZone::get(name).unwrap_or(TimeZone::UTC)));
+            *m = Some((name.into(), zone_named(name)));
         }
         m.as_ref().map(|(_, tz)| fields(tz.to_datetime(ts)))
     });
     match memo {
         Ok(Some(c)) => c,
-        _ => fields(TimeZone::get(name).unwrap_or(TimeZone::UTC).to_datetime(ts)),
+        _ => fields(zone_named(name).to_datetime(ts)),
     }
+}
+
+/// The IANA zone `name`, UTC when unknown.
+fn zone_named(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or(TimeZone::UTC)
 }
 
 std::thread_local! {
