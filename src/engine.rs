@@ -95,8 +95,10 @@ pub struct Engine {
     /// Exclusion groups by index: the name and the [`crate::allocation::prefix`] of its draw.
     groups: Vec<(Box<str>, Murmur3)>,
     layout: ProfileLayout,
-    /// Some experience has a `frequency_cap` (known at load; adapters ask on every decision).
-    has_caps: bool,
+    /// (placement, experience) of every experience with a `frequency_cap`, known at load: adapters
+    /// ask on every decision, and bundles cap a handful of experiences, so a scan of this short list
+    /// is cheaper than finding the placement by name and its experience in it (~200 instructions).
+    capped: Box<[(Box<str>, Box<str>)]>,
 }
 
 fn raw(v: &serde_json::Value) -> Arc<RawValue> {
@@ -211,6 +213,7 @@ impl Engine {
         };
         let usage = usage_of(&mut c.audiences.iter().flatten().flatten());
         let mut capped = Vec::new();
+        let mut capped_pairs: Vec<(Box<str>, Box<str>)> = Vec::new();
         let mut groups: Vec<Box<str>> = Vec::new();
         let mut group_members: Vec<u32> = Vec::new();
         let mut placements = Vec::with_capacity(def.placements.len());
@@ -259,6 +262,7 @@ impl Engine {
                 });
                 let cap = e.frequency_cap.map(|n| {
                     capped.push(e.id.clone());
+                    capped_pairs.push((p.id.as_str().into(), e.id.as_str().into()));
                     (crate::schema::index16(capped.len() - 1), n)
                 });
                 exps.push(Experience {
@@ -339,7 +343,7 @@ impl Engine {
             salt: def.salt.as_str().into(),
             require_consent: def.require_consent,
             layout: ProfileLayout::with_usage(&def.schema, &capped, &usage),
-            has_caps: !capped.is_empty(),
+            capped: capped_pairs.into(),
             schema: def.schema.clone(),
             program,
             placements,
@@ -388,11 +392,9 @@ impl Engine {
     /// Whether `experience` of `placement` has a `frequency_cap`: adapters that store profiles count its
     /// exposures into the snapshot's `exposures` so the cap applies.
     pub fn has_frequency_cap(&self, placement: &str, experience: &str) -> bool {
-        self.placement(placement).is_some_and(|p| {
-            p.experiences
-                .iter()
-                .any(|e| &*e.id == experience && e.cap.is_some())
-        })
+        self.capped
+            .iter()
+            .any(|(p, e)| **e == *experience && **p == *placement)
     }
 
     /// Identifies how this engine decodes profiles: a [`Profile`] whose `layout_id` equals it was decoded
@@ -549,7 +551,7 @@ impl Engine {
 
     /// Whether any experience has a `frequency_cap` (adapters skip exposure counting otherwise).
     pub fn has_frequency_caps(&self) -> bool {
-        self.has_caps
+        !self.capped.is_empty()
     }
 
     /// [`Engine::decide`] with exposure counts an adapter keeps outside the snapshot (experience id, times

@@ -240,6 +240,18 @@ fn profile_decoding_follows_reachable_segments() {
     );
 }
 
+/// Which (placement, experience) pairs are capped: the server counts serves of exactly these.
+#[test]
+fn has_frequency_cap_names_exactly_the_capped_experiences() {
+    let e = engine(&root().join("rules/retail"));
+    assert!(e.has_frequency_caps());
+    assert!(e.has_frequency_cap("home_hero", "vip-welcome-back"));
+    // An uncapped experience of the same placement, and the capped id under another placement.
+    assert!(!e.has_frequency_cap("home_hero", "gangnam-store"));
+    assert!(!e.has_frequency_cap("promo_strip", "vip-welcome-back"));
+    assert!(!e.has_frequency_cap("no_such_placement", "vip-welcome-back"));
+}
+
 /// The frequency cap is tested before the audience (cheapest first): a capped experience is reported
 /// `frequency_capped` even when its audience is also false, and its audience is not evaluated.
 #[test]

@@ -821,6 +821,61 @@ fn limits_answer_413_and_400() {
     assert_eq!(r.status, 400);
 }
 
+/// A decide body sent in chunks (no `Content-Length`): read whole across frames, and refused with 413
+/// once it passes `--max-body-bytes`, like a declared one.
+#[test]
+fn chunked_decide_bodies_are_read_whole_and_limited() {
+    let data = temp_dir("chunked");
+    let s = Server::start(&data, &["--bundle", "rules/retail", "--max-body-bytes", "4096"]);
+    let chunked = |chunks: &[&[u8]]| -> (u16, Value) {
+        let mut t = TcpStream::connect(&s.addr).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = format!(
+            "POST /v1/decide HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            s.addr
+        )
+        .into_bytes();
+        for c in chunks {
+            req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            req.extend_from_slice(c);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        // Written in pieces with pauses, so the server sees more than one frame. A refused body may
+        // be answered (and the connection closed) before the rest is written.
+        for part in req.chunks(40) {
+            if t.write_all(part).and_then(|()| t.flush()).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut raw = Vec::new();
+        let _ = t.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+        let (_, body) = text.split_once("\r\n\r\n").unwrap();
+        // The answers here are small: one chunk, or a Content-Length body.
+        let json = body
+            .find('{')
+            .and_then(|i| body.rfind('}').map(|j| &body[i..=j]))
+            .map_or(Value::Null, |b| serde_json::from_str(b).unwrap());
+        (status, json)
+    };
+    let req = json!({"visitor_id": "v-chunked", "placements": ["home_hero", "promo_strip"]}).to_string();
+    let (a, b) = req.as_bytes().split_at(req.len() / 2);
+    let (status, answer) = chunked(&[a, b]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["decisions"][1]["placement"], "promo_strip", "{answer}");
+    let big = format!(
+        "{{\"placements\":[\"home_hero\"],\"context\":{{\"url\":\"https://x.example/?q={}\"}}}}",
+        "a".repeat(5000)
+    );
+    let parts: Vec<&[u8]> = big.as_bytes().chunks(1000).collect();
+    let (status, answer) = chunked(&parts);
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["code"], "too_large");
+}
+
 #[test]
 fn cors_preflight_for_allowed_origins_only() {
     let data = temp_dir("cors");
