@@ -12,7 +12,7 @@ use crate::schema::{PathKey, Schema};
 use crate::value::Value;
 use crate::wire::{
     Buckets, BundleRef, DecideRequest, DecideResponse, Decision, ErrorResponse, ExperienceTrace,
-    HoldoutTrace, Outcome, Reason, Trace,
+    HoldoutTrace, Outcome, Reason, Rendered, RenderedBundle, Trace,
 };
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -27,6 +27,8 @@ struct Variant {
     /// Exclusive upper bucket bound.
     bound: u32,
     content: Arc<RawValue>,
+    /// The decision that selects it, as JSON ([`crate::wire::Rendered`]).
+    json: Box<[u8]>,
 }
 
 struct Experience {
@@ -64,6 +66,9 @@ struct Gate<'a> {
 struct Placement {
     id: Arc<str>,
     default: Arc<RawValue>,
+    /// The default and the holdout decisions as JSON ([`crate::wire::Rendered`]).
+    default_json: Box<[u8]>,
+    holdout_json: Box<[u8]>,
     experiences: Vec<Experience>,
     holdouts: Vec<u16>,
     /// Context slots its audiences read (through segments too): a decision computes only the slots
@@ -85,6 +90,8 @@ struct Holdout {
 /// A compiled bundle.
 pub struct Engine {
     bundle: BundleRef,
+    /// The start of every answer's text ([`RenderedBundle`]).
+    bundle_json: Box<[u8]>,
     salt: Box<str>,
     require_consent: bool,
     schema: Schema,
@@ -106,6 +113,44 @@ fn raw(v: &serde_json::Value) -> Arc<RawValue> {
     RawValue::from_string(text)
         .map(Arc::from)
         .unwrap_or_else(|_| null_raw())
+}
+
+/// A decision without a trace, as the field-by-field writer writes it.
+fn text(
+    placement: &Arc<str>,
+    chosen: Option<(&Arc<str>, &Arc<str>)>,
+    content: &Arc<RawValue>,
+    reason: Reason,
+) -> Box<[u8]> {
+    crate::wire::decision_text(&Decision {
+        placement: Cow::Borrowed(placement),
+        experience: chosen.map(|(e, _)| Cow::Borrowed(e)),
+        variant: chosen.map(|(_, v)| Cow::Borrowed(v)),
+        content: Cow::Borrowed(content),
+        reason,
+        trace: None,
+        rendered: Rendered::default(),
+    })
+    .into()
+}
+
+/// Write each of `p`'s constant decisions once ([`crate::wire::Rendered`]).
+fn render(p: &mut Placement) {
+    p.default_json = text(&p.id, None, &p.default, Reason::Default);
+    p.holdout_json = text(&p.id, None, &p.default, Reason::Holdout);
+    for e in &mut p.experiences {
+        for v in &mut e.variants {
+            v.json = text(&p.id, Some((&e.id, &v.id)), &v.content, Reason::Matched);
+        }
+    }
+}
+
+/// `d` with its text made at load, when it has no trace (a trace is per request).
+fn rendered<'e>(mut d: Decision<'e>, json: &'e [u8]) -> Decision<'e> {
+    if d.trace.is_none() {
+        d.rendered = Rendered::of(&d, json);
+    }
+    d
 }
 
 fn decode_with(layout: &ProfileLayout, json: &[u8]) -> Result<Profile, ErrorResponse> {
@@ -243,6 +288,7 @@ impl Engine {
                         id: v.id.as_str().into(),
                         bound,
                         content: raw(&v.content),
+                        json: Box::default(),
                     })
                     .collect();
                 let exclusion = e.exclusion_group.as_ref().map(|g| {
@@ -302,6 +348,8 @@ impl Engine {
             placements.push(Placement {
                 id: p.id.as_str().into(),
                 default: raw(&p.default),
+                default_json: Box::default(),
+                holdout_json: Box::default(),
                 experiences: exps,
                 holdouts,
                 slots,
@@ -311,6 +359,7 @@ impl Engine {
         for (pi, p) in placements.iter_mut().enumerate() {
             let usage = usage_of(&mut c.audiences.get(pi).into_iter().flatten().flatten());
             p.layout = ProfileLayout::with_usage(&def.schema, &capped, &usage);
+            render(p);
         }
         // Now that group sizes are known, fill in the member counts.
         for p in &mut placements {
@@ -334,12 +383,14 @@ impl Engine {
                 buckets: (h.percent * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32,
             })
             .collect();
+        let bundle = BundleRef {
+            id: def.id.as_str().into(),
+            version: def.version.as_str().into(),
+            hash: c.hash.as_str().into(),
+        };
         Engine {
-            bundle: BundleRef {
-                id: def.id.as_str().into(),
-                version: def.version.as_str().into(),
-                hash: c.hash.as_str().into(),
-            },
+            bundle_json: crate::wire::bundle_text(&bundle).into(),
+            bundle,
             salt: def.salt.as_str().into(),
             require_consent: def.require_consent,
             layout: ProfileLayout::with_usage(&def.schema, &capped, &usage),
@@ -613,6 +664,7 @@ impl Engine {
             bundle: Cow::Borrowed(&self.bundle),
             decisions,
             notes,
+            rendered: RenderedBundle::of(&self.bundle, &self.bundle_json),
         }
     }
 
@@ -634,6 +686,7 @@ impl Engine {
                 variant: None,
                 content: Cow::Owned(null_raw()),
                 reason: Reason::UnknownPlacement,
+                rendered: Rendered::default(),
                 trace: explain.then(|| Trace {
                     summary: format!("the bundle has no placement `{name}`"),
                     ..Trace::default()
@@ -664,14 +717,18 @@ impl Engine {
                         hd.buckets
                     );
                 }
-                return Decision {
-                    placement: Cow::Borrowed(&p.id),
-                    experience: None,
-                    variant: None,
-                    content: Cow::Borrowed(&p.default),
-                    reason: Reason::Holdout,
-                    trace,
-                };
+                return rendered(
+                    Decision {
+                        placement: Cow::Borrowed(&p.id),
+                        experience: None,
+                        variant: None,
+                        content: Cow::Borrowed(&p.default),
+                        reason: Reason::Holdout,
+                        trace,
+                        rendered: Rendered::default(),
+                    },
+                    &p.holdout_json,
+                );
             }
         }
         for e in &p.experiences {
@@ -708,14 +765,18 @@ impl Engine {
                             e.id, e.priority
                         );
                     }
-                    return Decision {
-                        placement: Cow::Borrowed(&p.id),
-                        experience: Some(Cow::Borrowed(&e.id)),
-                        variant: Some(Cow::Borrowed(&v.id)),
-                        content: Cow::Borrowed(&v.content),
-                        reason: Reason::Matched,
-                        trace,
-                    };
+                    return rendered(
+                        Decision {
+                            placement: Cow::Borrowed(&p.id),
+                            experience: Some(Cow::Borrowed(&e.id)),
+                            variant: Some(Cow::Borrowed(&v.id)),
+                            content: Cow::Borrowed(&v.content),
+                            reason: Reason::Matched,
+                            trace,
+                            rendered: Rendered::default(),
+                        },
+                        &v.json,
+                    );
                 }
                 Err((outcome, detail)) => {
                     if let Some(t) = trace.as_mut() {
@@ -736,14 +797,18 @@ impl Engine {
                 "no experience matched: default content".into()
             };
         }
-        Decision {
-            placement: Cow::Borrowed(&p.id),
-            experience: None,
-            variant: None,
-            content: Cow::Borrowed(&p.default),
-            reason: Reason::Default,
-            trace,
-        }
+        rendered(
+            Decision {
+                placement: Cow::Borrowed(&p.id),
+                experience: None,
+                variant: None,
+                content: Cow::Borrowed(&p.default),
+                reason: Reason::Default,
+                trace,
+                rendered: Rendered::default(),
+            },
+            &p.default_json,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]

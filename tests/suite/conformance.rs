@@ -240,6 +240,77 @@ fn profile_decoding_follows_reachable_segments() {
     );
 }
 
+/// The engine's decisions carry their JSON text made at load; a decision changed afterwards (content,
+/// ids, reason, a trace) must be written as it is now, not as it was made.
+#[test]
+fn a_changed_decision_is_written_as_changed() {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+    let e = engine(&root().join("rules/retail"));
+    let req: DecideRequest = serde_json::from_value(serde_json::json!({
+        "visitor_id": "v-rendered",
+        "placements": ["home_hero", "app_banner", "product_recs", "promo_strip"],
+        "context": {"geo": {"country": "KR"}},
+    }))
+    .unwrap();
+    let now = tailor::time::parse_timestamp("2026-12-03T10:00:00Z").unwrap();
+    let check = |r: &tailor::wire::DecideResponse<'_>, what: &str| {
+        assert_eq!(
+            String::from_utf8(r.to_json().unwrap()).unwrap(),
+            serde_json::to_string(r).unwrap(),
+            "{what}"
+        );
+    };
+    let fresh = e.decide(&req, None, now);
+    check(&fresh, "as decided");
+    assert!(
+        fresh.decisions.iter().any(|d| d.experience.is_some()),
+        "{:?}",
+        fresh.decisions
+    );
+    type Change = fn(&mut tailor::wire::Decision<'_>);
+    let mutations: [(&str, Change); 6] = [
+        ("content", |d| {
+            d.content = Cow::Owned(Arc::from(
+                serde_json::value::RawValue::from_string(r#"{"changed":true}"#.into()).unwrap(),
+            ));
+        }),
+        ("placement", |d| {
+            d.placement = Cow::Owned(Arc::from("renamed"))
+        }),
+        ("experience", |d| {
+            d.experience = Some(Cow::Owned(Arc::from("other")))
+        }),
+        ("variant", |d| d.variant = None),
+        ("reason", |d| d.reason = tailor::wire::Reason::Holdout),
+        ("trace", |d| d.trace = Some(tailor::wire::Trace::default())),
+    ];
+    for (what, change) in mutations {
+        let mut changed = 0;
+        for i in 0..fresh.decisions.len() {
+            let mut r = e.decide(&req, None, now);
+            let before = r.to_json().unwrap();
+            change(&mut r.decisions[i]);
+            check(&r, what);
+            changed += usize::from(r.to_json().unwrap() != before);
+        }
+        // (Some mutations are no-ops on some decisions, e.g. no variant on a default.)
+        assert!(changed > 0, "{what} changed no decision's text");
+    }
+    // A response given another bundle reference is written with it.
+    let mut r = e.decide(&req, None, now);
+    r.bundle.to_mut().version = Arc::from("another");
+    check(&r, "bundle");
+    assert!(String::from_utf8(r.to_json().unwrap())
+        .unwrap()
+        .contains(r#""version":"another""#));
+    // The same text in a new allocation is written correctly too (field by field).
+    let mut r = e.decide(&req, None, now);
+    r.decisions[0].placement = Cow::Owned(Arc::from(&*r.decisions[0].placement.to_string()));
+    check(&r, "same text, new allocation");
+    assert_eq!(r.to_json().unwrap(), fresh.to_json().unwrap());
+}
+
 /// Which (placement, experience) pairs are capped: the server counts serves of exactly these.
 #[test]
 fn has_frequency_cap_names_exactly_the_capped_experiences() {

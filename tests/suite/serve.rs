@@ -826,7 +826,10 @@ fn limits_answer_413_and_400() {
 #[test]
 fn chunked_decide_bodies_are_read_whole_and_limited() {
     let data = temp_dir("chunked");
-    let s = Server::start(&data, &["--bundle", "rules/retail", "--max-body-bytes", "4096"]);
+    let s = Server::start(
+        &data,
+        &["--bundle", "rules/retail", "--max-body-bytes", "4096"],
+    );
     let chunked = |chunks: &[&[u8]]| -> (u16, Value) {
         let mut t = TcpStream::connect(&s.addr).unwrap();
         t.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -861,11 +864,15 @@ fn chunked_decide_bodies_are_read_whole_and_limited() {
             .map_or(Value::Null, |b| serde_json::from_str(b).unwrap());
         (status, json)
     };
-    let req = json!({"visitor_id": "v-chunked", "placements": ["home_hero", "promo_strip"]}).to_string();
+    let req =
+        json!({"visitor_id": "v-chunked", "placements": ["home_hero", "promo_strip"]}).to_string();
     let (a, b) = req.as_bytes().split_at(req.len() / 2);
     let (status, answer) = chunked(&[a, b]);
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["decisions"][1]["placement"], "promo_strip", "{answer}");
+    assert_eq!(
+        answer["decisions"][1]["placement"], "promo_strip",
+        "{answer}"
+    );
     let big = format!(
         "{{\"placements\":[\"home_hero\"],\"context\":{{\"url\":\"https://x.example/?q={}\"}}}}",
         "a".repeat(5000)

@@ -281,6 +281,7 @@ fn any_decision() -> impl Strategy<Value = tailor::wire::Decision<'static>> {
                 summary,
                 ..Trace::default()
             }),
+            rendered: tailor::wire::Rendered::default(),
         })
 }
 
@@ -298,6 +299,7 @@ proptest! {
             bundle: Cow::Owned(tailor::wire::BundleRef { id: Arc::from(id), version: Arc::from(version), hash: Arc::from(hash) }),
             decisions,
             notes,
+            rendered: tailor::wire::RenderedBundle::default(),
         };
         let fast = resp.to_json().unwrap();
         prop_assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(&resp).unwrap());
