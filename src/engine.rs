@@ -153,6 +153,27 @@ fn rendered<'e>(mut d: Decision<'e>, json: &'e [u8]) -> Decision<'e> {
     d
 }
 
+/// `p`'s default content as the decision, for `Reason::Default` or `Reason::Holdout`.
+fn default_content<'e>(p: &'e Placement, reason: Reason, trace: Option<Trace>) -> Decision<'e> {
+    let json = if reason == Reason::Holdout {
+        &p.holdout_json
+    } else {
+        &p.default_json
+    };
+    rendered(
+        Decision {
+            placement: Cow::Borrowed(&p.id),
+            experience: None,
+            variant: None,
+            content: Cow::Borrowed(&p.default),
+            reason,
+            trace,
+            rendered: Rendered::default(),
+        },
+        json,
+    )
+}
+
 fn decode_with(layout: &ProfileLayout, json: &[u8]) -> Result<Profile, ErrorResponse> {
     layout.decode(json).map_err(|e| {
         ErrorResponse::new(
@@ -717,18 +738,7 @@ impl Engine {
                         hd.buckets
                     );
                 }
-                return rendered(
-                    Decision {
-                        placement: Cow::Borrowed(&p.id),
-                        experience: None,
-                        variant: None,
-                        content: Cow::Borrowed(&p.default),
-                        reason: Reason::Holdout,
-                        trace,
-                        rendered: Rendered::default(),
-                    },
-                    &p.holdout_json,
-                );
+                return default_content(p, Reason::Holdout, trace);
             }
         }
         for e in &p.experiences {
@@ -797,18 +807,7 @@ impl Engine {
                 "no experience matched: default content".into()
             };
         }
-        rendered(
-            Decision {
-                placement: Cow::Borrowed(&p.id),
-                experience: None,
-                variant: None,
-                content: Cow::Borrowed(&p.default),
-                reason: Reason::Default,
-                trace,
-                rendered: Rendered::default(),
-            },
-            &p.default_json,
-        )
+        default_content(p, Reason::Default, trace)
     }
 
     #[allow(clippy::too_many_arguments)]
