@@ -374,12 +374,13 @@ struct RenderedFor<'a> {
     reason: Reason,
 }
 
-fn text_addr(s: &Arc<str>) -> usize {
-    Arc::as_ptr(s).cast::<u8>().addr()
+/// Where a shared value's data lives (what [`Rendered`] compares).
+fn addr<T: ?Sized>(a: &Arc<T>) -> usize {
+    Arc::as_ptr(a).cast::<u8>().addr()
 }
 
 fn opt_addr(s: Option<&Cow<'_, Arc<str>>>) -> usize {
-    s.map_or(0, |s| text_addr(s))
+    s.map_or(0, |s| addr(s))
 }
 
 impl<'a> Rendered<'a> {
@@ -387,10 +388,10 @@ impl<'a> Rendered<'a> {
     pub(crate) fn of(d: &Decision<'_>, json: &'a [u8]) -> Rendered<'a> {
         Rendered(Some(RenderedFor {
             json,
-            placement: text_addr(&d.placement),
+            placement: addr(&d.placement),
             experience: opt_addr(d.experience.as_ref()),
             variant: opt_addr(d.variant.as_ref()),
-            content: Arc::as_ptr(&d.content).cast::<u8>().addr(),
+            content: addr(&d.content),
             reason: d.reason,
         }))
     }
@@ -400,10 +401,10 @@ impl<'a> Rendered<'a> {
         let r = self.0.as_ref()?;
         let same = d.trace.is_none()
             && d.reason == r.reason
-            && text_addr(&d.placement) == r.placement
+            && addr(&d.placement) == r.placement
             && opt_addr(d.experience.as_ref()) == r.experience
             && opt_addr(d.variant.as_ref()) == r.variant
-            && Arc::as_ptr(&d.content).cast::<u8>().addr() == r.content;
+            && addr(&d.content) == r.content;
         same.then_some(r.json)
     }
 }
