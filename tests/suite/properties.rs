@@ -141,6 +141,13 @@ fn boolean() -> impl Strategy<Value = String> {
         (string(), prop_oneof![Just("contains"), Just("ends_with")])
             .prop_map(|(a, f)| format!("{a}.{f}(\"e\")")),
         Just("in_area(geo, \"box\")".to_string()),
+        // Geofences: the far side answered from a bound, the near side exactly.
+        (
+            cmp.clone(),
+            prop_oneof![Just(-1.0f64), 0.0f64..3000.0, Just(40000.0)],
+            prop_oneof![Just((37.5, 127.0)), Just((-89.9, 10.0)), Just((0.0, 179.9))],
+        )
+            .prop_map(|(o, r, (la, lo))| format!("distance_km(geo, {la:?}, {lo:?}) {o} {r:?}")),
         Just("time.now - profile.signup_at > 400d".to_string()),
         ev_bool().prop_map(|p| format!("profile.purchases.any({p})")),
         ev_bool().prop_map(|p| format!("profile.purchases.within(90d).all({p})")),
@@ -168,7 +175,14 @@ fn opt<T: std::fmt::Debug + Clone + 'static>(
 fn request() -> impl Strategy<Value = DecideRequest> {
     (
         opt(prop_oneof![Just("KR"), Just("JP"), Just("US")].prop_map(str::to_string)),
-        opt((30.0f64..45.0, 120.0f64..135.0)),
+        // Mostly around the constants the expressions use; also anywhere, beyond the poles, and not
+        // numbers at all, which the distance bound must leave to the exact path.
+        opt(prop_oneof![
+            6 => (30.0f64..45.0, 120.0f64..135.0),
+            1 => (-90.0f64..=90.0, -180.0f64..=180.0),
+            1 => (-200.0f64..200.0, -400.0f64..400.0),
+            1 => (proptest::num::f64::ANY, proptest::num::f64::ANY),
+        ]),
         opt(prop_oneof![Just("mobile"), Just("desktop")].prop_map(str::to_string)),
         opt(prop_oneof![Just("15.1"), Just("16.4"), Just("17")].prop_map(str::to_string)),
         opt(prop_oneof![
@@ -571,4 +585,50 @@ proptest! {
             prop_assert!(fast.is_some(), "{}", text);
         }
     }
+}
+
+/// `distance_for_cmp` answers every comparison with the radius as the haversine would: on a grid of
+/// points from pole to pole and around the antimeridian, radii from 0 to half the globe, and inputs
+/// that are not coordinates.
+#[test]
+fn distance_bound_compares_as_the_haversine() {
+    use tailor::expr::program::{distance_for_cmp, haversine_km};
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for la in (-18..=18).map(|i| f64::from(i) * 5.0) {
+        for lo in (-36..=36).map(|i| f64::from(i) * 5.0 + 0.001) {
+            pts.push((la, lo));
+        }
+    }
+    pts.extend([
+        (90.0, 0.0),
+        (-90.0, 180.0),
+        (0.0, 180.0),
+        (0.0, -180.0),
+        (91.0, 0.0),
+        (-135.0, 10.0),
+    ]);
+    pts.extend([
+        (f64::NAN, 0.0),
+        (0.0, f64::NAN),
+        (0.0, f64::INFINITY),
+        (f64::INFINITY, 0.0),
+    ]);
+    let (mut bounded, mut n) = (0, 0);
+    for &(la, lo) in &pts {
+        for (cla, clo) in [(37.5, 127.0), (-89.9, 10.0), (0.0, 179.9), (-37.5, -53.0)] {
+            let exact = haversine_km(la, lo, cla, clo);
+            for r in [-1.0, 0.0, 0.5, 2.0, 100.0, 1111.0, 5000.0, 20015.0, 40000.0] {
+                let d = distance_for_cmp(la, lo, cla, clo, r);
+                bounded += usize::from(d.to_bits() != exact.to_bits());
+                n += 1;
+                assert_eq!(
+                    (d < r, d <= r, d > r, d >= r, d == r),
+                    (exact < r, exact <= r, exact > r, exact >= r, exact == r),
+                    "({la}, {lo}) to ({cla}, {clo}) against {r}: bound {d}, haversine {exact}"
+                );
+            }
+        }
+    }
+    // Most of these pairs are far apart: the bound answers for them.
+    assert!(bounded * 2 > n, "the bound answered {bounded} of {n}");
 }
