@@ -2111,15 +2111,7 @@ fn url_query(url: &str) -> Option<&str> {
     rest.get(..find_byte(rest, b'#').unwrap_or(rest.len()))
 }
 
-/// Decode `%XX` and `+` in a query component.
-/// `s` with `+` and `%XX` decoded; borrowed when there is nothing to decode.
-fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.bytes().any(|c| c == b'+' || c == b'%') {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    std::borrow::Cow::Owned(percent_decode_owned(s))
-}
-
+/// `s` with `+` and `%XX` decoded (a query component).
 fn percent_decode_owned(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -2206,27 +2198,44 @@ impl<'r> RequestView<'r> {
         q
     }
 
-    /// The first value of query parameter `name`, decoded. Measured with callgrind on the benchmark's
-    /// `?utm_source=newsletter` and the two `utm` paths `rules/retail` reads: ~1.2k instructions when
-    /// this split the whole URL and compared keys with `==`, ~0.3k now.
+    /// The first value of query parameter `name`, decoded. One pass over the query finds each pair's
+    /// `=` and end and notes whether key or value needs decoding. Measured with callgrind on the
+    /// benchmark's `?utm_source=newsletter` and the two `utm` paths `rules/retail` reads: ~1.24k
+    /// instructions for both lookups when this split the whole URL and searched each pair for `&`, `=`,
+    /// `%` and `+` in turn, ~0.79k now.
     fn query_param(&mut self, name: &str) -> Option<std::borrow::Cow<'r, str>> {
-        let mut q = self.query()?;
+        let q = self.query()?;
+        let b = q.as_bytes();
+        let (mut start, mut eq, mut key_esc, mut val_esc) = (0, None, false, false);
+        let mut i = 0;
         loop {
-            let end = find_byte(q, b'&').unwrap_or(q.len());
-            let pair = q.get(..end).unwrap_or("");
-            let (k, v) = match find_byte(pair, b'=') {
-                Some(i) => (pair.get(..i).unwrap_or(""), pair.get(i + 1..).unwrap_or("")),
-                None => (pair, ""),
-            };
-            // Decoding never lengthens a key, so a shorter one cannot decode to `name`.
-            if scan::eq_bytes(k.as_bytes(), name.as_bytes())
-                || (k.len() >= name.len()
-                    && k.bytes().any(|c| c == b'%' || c == b'+')
-                    && percent_decode(k) == name)
-            {
-                return Some(percent_decode(v));
+            let c = b.get(i).copied();
+            match c {
+                Some(b'&') | None => {
+                    let (k, v) = match eq {
+                        Some(e) => (q.get(start..e), q.get(e + 1..i)),
+                        None => (q.get(start..i), Some("")),
+                    };
+                    let (k, v) = (k.unwrap_or(""), v.unwrap_or(""));
+                    // Decoding never lengthens a key, so a shorter one cannot decode to `name`.
+                    let hit = scan::eq_bytes(k.as_bytes(), name.as_bytes())
+                        || (key_esc && k.len() >= name.len() && percent_decode_owned(k) == name);
+                    if hit {
+                        return Some(if val_esc {
+                            std::borrow::Cow::Owned(percent_decode_owned(v))
+                        } else {
+                            std::borrow::Cow::Borrowed(v)
+                        });
+                    }
+                    c?;
+                    (start, eq, key_esc, val_esc) = (i + 1, None, false, false);
+                }
+                Some(b'=') if eq.is_none() => eq = Some(i),
+                Some(b'%' | b'+') if eq.is_none() => key_esc = true,
+                Some(b'%' | b'+') => val_esc = true,
+                Some(_) => {}
             }
-            q = q.get(end + 1..)?;
+            i += 1;
         }
     }
 
@@ -2654,7 +2663,7 @@ mod tests {
             url_query("https://user@Shop.example:8443/sale/shoes?utm_source=news&q=a%20b#top"),
             Some("utm_source=news&q=a%20b")
         );
-        assert_eq!(percent_decode("a%20b+c%zz"), "a b c%zz");
+        assert_eq!(percent_decode_owned("a%20b+c%zz"), "a b c%zz");
     }
 
     /// The query is what the URL's split would give: the part after the first `?` of the URL without its
