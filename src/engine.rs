@@ -621,6 +621,13 @@ impl Engine {
         self.decide_for(req, profile, now_ms, &|_| 0, self.layout.id())
     }
 
+    /// Whether the bundle's rules can read request header `name` (lower-case): only the headers its
+    /// schema allow-lists reach them, so an adapter may leave the others out of `context.headers` (the
+    /// server keeps the User-Agent it uses for device detection out of it unless the rules read it).
+    pub fn reads_header(&self, name: &str) -> bool {
+        self.schema.headers.iter().any(|h| h == name)
+    }
+
     /// Whether any experience has a `frequency_cap` (adapters skip exposure counting otherwise).
     pub fn has_frequency_caps(&self) -> bool {
         !self.capped.is_empty()

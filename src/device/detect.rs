@@ -157,6 +157,13 @@ pub fn cache_key(headers: &BTreeMap<Text, Text>) -> Option<(&str, String)> {
 /// grown); returns the User-Agent.
 pub fn cache_key_into<'h>(headers: &'h BTreeMap<Text, Text>, key: &mut String) -> Option<&'h str> {
     let ua = crate::wire::header(headers, "user-agent")?;
+    cache_key_for(ua, headers, key);
+    Some(ua)
+}
+
+/// [`cache_key_into`] for a User-Agent given apart from `headers` (an adapter that did not copy it into
+/// them); the key is the same as with the User-Agent among the headers.
+pub fn cache_key_for(ua: &str, headers: &BTreeMap<Text, Text>, key: &mut String) {
     key.reserve(ua.len() + 64);
     key.push_str(ua);
     for (k, v) in headers {
@@ -168,7 +175,6 @@ pub fn cache_key_into<'h>(headers: &'h BTreeMap<Text, Text>, key: &mut String) -
             key.push_str(v);
         }
     }
-    Some(ua)
 }
 
 /// Detect from a User-Agent and the request headers (Client Hints, `X-Requested-With`).

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 
 mod detect;
 mod fast;
-pub use detect::{cache_key, cache_key_into, detect, Detected};
+pub use detect::{cache_key, cache_key_for, cache_key_into, detect, Detected};
 
 /// The fast path alone: the embedded rules' answer for a User-Agent of one of the common shapes
 /// (see the `fast` module), `None` for anything else.

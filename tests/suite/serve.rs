@@ -1159,6 +1159,91 @@ fn preview_time_is_admin_only_and_has_no_side_effects() {
     );
 }
 
+/// The HTTP User-Agent always reaches device detection, and reaches the rules only when the bundle
+/// allow-lists it (the server keeps it out of the context otherwise); a User-Agent in the body wins over
+/// the HTTP one for both.
+#[test]
+fn the_user_agent_reaches_rules_only_when_allow_listed() {
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+    let windows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    for allow in [true, false] {
+        let dir = temp_dir(if allow {
+            "ua-allowed-bundle"
+        } else {
+            "ua-kept-bundle"
+        });
+        let (schema, rule) = if allow {
+            (
+                "[schema.request]\nheaders = [\"user-agent\"]\n",
+                "request.headers.user_agent.contains(\"iPhone\")",
+            )
+        } else {
+            ("", "false")
+        };
+        std::fs::write(
+            dir.join("bundle.toml"),
+            format!(
+                r#"
+[bundle]
+id = "ua"
+version = "1"
+{schema}
+[placements.device]
+default = {{ seen = "none" }}
+
+[[placements.device.experiences]]
+id = "mobile"
+audience = 'device.type == "mobile"'
+requires_visitor_id = false
+content = {{ seen = "mobile" }}
+
+[placements.rule]
+default = {{ read = false }}
+
+[[placements.rule.experiences]]
+id = "reads-ua"
+audience = '{rule}'
+requires_visitor_id = false
+content = {{ read = true }}
+"#
+            ),
+        )
+        .unwrap();
+        let data = temp_dir(if allow { "ua-allowed" } else { "ua-kept" });
+        let s = Server::start(&data, &["--bundle", dir.to_str().unwrap()]);
+        let ask = |http_ua: &str, body_ua: Option<&str>| {
+            let mut ctx = json!({});
+            if let Some(u) = body_ua {
+                ctx["headers"] = json!({ "user-agent": u });
+            }
+            let body = json!({"placements": ["device", "rule"], "context": ctx}).to_string();
+            let r = s.request(
+                "POST",
+                "/v1/decide",
+                &[("User-Agent", http_ua)],
+                body.as_bytes(),
+            );
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let j = r.json();
+            (
+                decision(&j, "device")["content"]["seen"].clone(),
+                decision(&j, "rule")["content"]["read"].clone(),
+            )
+        };
+        // Twice each: the second answer's device comes from the server's cache.
+        for _ in 0..2 {
+            assert_eq!(
+                ask(iphone, None),
+                (json!("mobile"), json!(allow)),
+                "allow-listed: {allow}"
+            );
+            assert_eq!(ask(windows, None), (json!("none"), json!(false)));
+            assert_eq!(ask(windows, Some(iphone)), (json!("mobile"), json!(allow)));
+            assert_eq!(ask(iphone, Some(windows)), (json!("none"), json!(false)));
+        }
+    }
+}
+
 /// The server caches device detection per User-Agent; two Android apps' web views that share one
 /// User-Agent must still be told apart by `X-Requested-With` (it is part of the cache key).
 #[test]
