@@ -541,7 +541,8 @@ async fn decide(
     }
     let ctx = &mut req.context;
     // The HTTP User-Agent goes to device detection; into the context only when the rules can read it.
-    // Copying it there was ~0.4k instructions a decide (a heap string, a map node and their drops).
+    // Copying it there cost ~0.28k instructions a decide (callgrind: a heap string, a map node and
+    // their drops).
     let mut http_ua = None;
     let ua_to_rules = engine.reads_header("user-agent");
     for (name, value) in &http_headers {
